@@ -1,0 +1,7 @@
+//! A userspace in-network aggregation switch.
+//!
+//! [`core`] is the aggregation state machine (sans-IO); the drivers move
+//! bytes and time in and out of it.
+#![deny(unsafe_code)]
+
+pub mod core;
