@@ -58,8 +58,7 @@
 //!
 //! Results are accepted when (msg_type, job_id, key, slot, set, seq) match a
 //! packet still waiting, and elem_count (and, for f32, a valid exponent not
-//! below this worker's own) fit
-//! it; everything else counts in `results_ignored`.
+//! below this worker's own) fit it; everything else counts in `results_ignored`.
 //!
 //! If the oldest waiting packet has had no result for `stall_timeout`, one
 //! [`Event::Stalled`] is emitted for it; the engine keeps retransmitting. A
