@@ -116,7 +116,8 @@ mod tests {
     #[test]
     fn serves_latest_snapshot() {
         let snapshot: Snapshot = Arc::new(Mutex::new("a 1\n".into()));
-        let server = MetricsServer::spawn("127.0.0.1:0".parse().unwrap(), snapshot.clone()).unwrap();
+        let server =
+            MetricsServer::spawn("127.0.0.1:0".parse().unwrap(), snapshot.clone()).unwrap();
         assert!(get(server.local_addr(), "/metrics").ends_with("\r\n\r\na 1\n"));
         *snapshot.lock().unwrap() = "a 2\n".into();
         assert!(get(server.local_addr(), "/metrics").ends_with("a 2\n"));
