@@ -6,3 +6,5 @@
 
 pub mod core;
 pub mod dataplane;
+pub mod metrics;
+pub mod pcap;
