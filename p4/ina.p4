@@ -67,10 +67,12 @@ control Ingress(inout headers_t hdr,
             if (md.drop_reason == DROP_NONE) {
                 bitmap_checker.apply(hdr, md);
             }
-            if (md.drop_reason == DROP_NONE) {
+            // agg_op is set only for packets bitmap_checker accepted or
+            // found to be retransmissions. The counter, exponent and sums
+            // run side by side: a retransmission to an incomplete slot only
+            // reads, and worker_counter then marks it for drop.
+            if (md.agg_op != AGG_NONE) {
                 worker_counter.apply(md);
-            }
-            if (md.drop_reason == DROP_NONE && md.agg_op != AGG_NONE) {
                 exponent_max.apply(hdr, md);
                 aggregation.apply(hdr, md);
             }

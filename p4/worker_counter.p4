@@ -66,7 +66,6 @@ control WorkerCounter(inout ina_md_t md) {
         md.complete = (md.count == md.world);
         if (md.agg_op == AGG_READ && !md.complete) {
             md.drop_reason = DROP_DUPLICATE_INCOMPLETE;
-            md.agg_op = AGG_NONE;
         }
     }
 }

@@ -62,12 +62,18 @@ impl CliRunner for SimpleSwitchCli {
             .map_err(|e| fail("could not start", e))?;
         let mut input = commands.join("\n");
         input.push('\n');
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(|e| fail("stdin", e))?;
-        }
+        // Written from another thread: the CLI answers every command, and a
+        // long session would otherwise fill both pipes and deadlock.
+        let writer = child
+            .stdin
+            .take()
+            .map(|mut stdin| std::thread::spawn(move || stdin.write_all(input.as_bytes())));
         let output = child.wait_with_output().map_err(|e| fail("wait", e))?;
+        let written = match writer.map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(result)) => result.map_err(|e| fail("stdin", e)),
+            Some(Err(_)) => Err(DataplaneError::Target("stdin writer panicked".into())),
+        };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             return Err(DataplaneError::Target(format!(
@@ -77,6 +83,7 @@ impl CliRunner for SimpleSwitchCli {
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
+        written?;
         Ok(stdout)
     }
 }
