@@ -7,4 +7,5 @@
 pub mod core;
 pub mod dataplane;
 pub mod metrics;
+pub mod p4config;
 pub mod pcap;
