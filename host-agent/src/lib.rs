@@ -6,3 +6,4 @@
 
 pub mod engine;
 pub mod quantize;
+pub mod transport;
