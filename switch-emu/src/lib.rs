@@ -6,3 +6,4 @@
 
 pub mod core;
 pub mod dataplane;
+pub mod l2;

@@ -55,6 +55,11 @@ pub struct L2Config {
     pub ports: usize,
     /// Aging time of MAC and neighbour entries.
     pub aging: Duration,
+    /// The port of the switch's own kernel interface (the "CPU port", which
+    /// carries the same MAC and IP and runs the TCP control plane): frames to
+    /// the switch's MAC or IP that the dataplane does not serve go there.
+    /// Without it they are dropped.
+    pub cpu_port: Option<usize>,
 }
 
 /// What to do with the frame just handled.
@@ -124,8 +129,10 @@ pub struct L2Counters {
     pub agg_out_flooded: u64,
     /// Frames too short or malformed, or with a multicast source MAC.
     pub malformed: u64,
-    /// Frames to the switch's MAC or IP that it does not serve (dropped).
+    /// Frames to the switch's MAC or IP that it does not serve, with no CPU port (dropped).
     pub not_served: u64,
+    /// Frames to the switch's MAC or IP passed to the CPU port.
+    pub to_cpu: u64,
 }
 
 /// The L2 switch state (tables and counters); the aggregation state lives
@@ -212,7 +219,7 @@ impl L2Switch {
         let to_me = dst.0 == self.config.mac;
         match eth.ethertype() {
             EthernetProtocol::Arp => {
-                if self.handle_arp(now, in_port, eth.payload(), tx) || to_me {
+                if self.handle_arp(now, in_port, eth.payload(), tx) {
                     return Decision::Consumed;
                 }
             }
@@ -222,18 +229,36 @@ impl L2Switch {
                         && (to_me || dst.is_broadcast() || dst.is_multicast())
                     {
                         self.neighbors.learn(ip.src_addr(), src.0, now);
-                        self.handle_local_ipv4(now, in_port, frame, core, tx);
-                        return Decision::Consumed;
+                        if self.handle_local_ipv4(now, in_port, frame, core, tx) {
+                            return Decision::Consumed;
+                        }
+                        if !to_me {
+                            return self.to_cpu(in_port);
+                        }
                     }
                 }
             }
             _ => {}
         }
         if to_me {
-            self.counters.not_served += 1;
-            return Decision::Consumed;
+            return self.to_cpu(in_port);
         }
         self.forward_decision(now, in_port, dst)
+    }
+
+    /// A frame for the switch that the dataplane does not serve: to the CPU
+    /// port if there is one (and it did not come from there), else dropped.
+    fn to_cpu(&mut self, in_port: usize) -> Decision {
+        match self.config.cpu_port {
+            Some(cpu) if cpu != in_port && cpu < self.config.ports => {
+                self.counters.to_cpu += 1;
+                Decision::Forward(PortMask::one(cpu))
+            }
+            _ => {
+                self.counters.not_served += 1;
+                Decision::Consumed
+            }
+        }
     }
 
     fn forward_decision(&mut self, now: Instant, in_port: usize, dst: EthernetAddress) -> Decision {
@@ -258,8 +283,14 @@ impl L2Switch {
     }
 
     /// Learns from any ARP packet; answers requests for the switch's IP.
-    /// Returns whether the packet was for the switch.
-    fn handle_arp(&mut self, now: Instant, in_port: usize, payload: &[u8], tx: &mut TxFrames) -> bool {
+    /// Returns whether the packet was such a request (and so is consumed).
+    fn handle_arp(
+        &mut self,
+        now: Instant,
+        in_port: usize,
+        payload: &[u8],
+        tx: &mut TxFrames,
+    ) -> bool {
         let Ok(arp) = ArpPacket::new_checked(payload) else {
             return false;
         };
@@ -277,10 +308,13 @@ impl L2Switch {
             self.neighbors
                 .learn(source_protocol_addr, source_hardware_addr.0, now);
         }
-        if target_protocol_addr != self.config.ip {
+        if target_protocol_addr != self.config.ip
+            || operation != ArpOperation::Request
+            || !source_hardware_addr.is_unicast()
+        {
             return false;
         }
-        if operation == ArpOperation::Request && source_hardware_addr.is_unicast() {
+        {
             let reply = ArpRepr::EthernetIpv4 {
                 operation: ArpOperation::Reply,
                 source_hardware_addr: EthernetAddress(self.config.mac),
@@ -306,6 +340,7 @@ impl L2Switch {
     }
 
     /// An IPv4 packet to the switch's IP: aggregation or ICMP echo.
+    /// Returns whether the dataplane served it.
     fn handle_local_ipv4(
         &mut self,
         now: Instant,
@@ -313,11 +348,10 @@ impl L2Switch {
         frame: &[u8],
         core: &mut SwitchCore,
         tx: &mut TxFrames,
-    ) {
+    ) -> bool {
         if let Ok(udp) = parse_udp(frame) {
             if udp.dst.port != UDP_PORT {
-                self.counters.not_served += 1;
-                return;
+                return false;
             }
             self.counters.agg_in += 1;
             let src = SocketAddrV4::new(udp.src.ip, udp.src.port);
@@ -333,11 +367,9 @@ impl L2Switch {
                 Verdict::Unicast { to } => self.send_result(now, to, tx),
                 Verdict::Absorbed | Verdict::Drop(_) => {}
             }
-            return;
+            return true;
         }
-        if self.answer_echo(frame, in_port, tx).is_none() {
-            self.counters.not_served += 1;
-        }
+        self.answer_echo(frame, in_port, tx).is_some()
     }
 
     /// Emits the result in `self.result` to `to`, out of the port its MAC was
@@ -412,7 +444,10 @@ impl L2Switch {
             reply_eth.emit(&mut out);
             let mut out_ip = Ipv4Packet::new_unchecked(out.payload_mut());
             reply_ip.emit(&mut out_ip, &caps);
-            reply.emit(&mut Icmpv4Packet::new_unchecked(out_ip.payload_mut()), &caps);
+            reply.emit(
+                &mut Icmpv4Packet::new_unchecked(out_ip.payload_mut()),
+                &caps,
+            );
         });
         self.counters.icmp_replies += 1;
         Some(())

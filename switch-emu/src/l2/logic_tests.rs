@@ -21,6 +21,7 @@ fn switch(ports: usize) -> (L2Switch, SwitchCore, TxFrames, Instant) {
         ip: SW_IP,
         ports,
         aging: Duration::from_secs(300),
+        cpu_port: None,
     });
     (
         sw,
@@ -270,7 +271,11 @@ fn aggregation_results_go_to_each_workers_port() {
         Decision::Consumed
     );
     assert!(tx.is_empty());
-    let second = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[10, 20, 30]));
+    let second = udp_frame(
+        worker(2),
+        switch_endpoint(),
+        &contribution(1, &[10, 20, 30]),
+    );
     assert_eq!(
         sw.handle_frame(now, 2, &second, &mut core, &mut tx),
         Decision::Consumed
@@ -320,9 +325,52 @@ fn frames_to_the_switch_it_does_not_serve_are_dropped() {
     let mut other_port = switch_endpoint();
     other_port.port = 9999;
     let f = udp_frame(worker(1), other_port, b"x");
-    assert_eq!(sw.handle_frame(now, 0, &f, &mut core, &mut tx), Decision::Consumed);
+    assert_eq!(
+        sw.handle_frame(now, 0, &f, &mut core, &mut tx),
+        Decision::Consumed
+    );
     let to_mac = raw(mac(1), SW_MAC, 0x88b5);
-    assert_eq!(sw.handle_frame(now, 0, &to_mac, &mut core, &mut tx), Decision::Consumed);
+    assert_eq!(
+        sw.handle_frame(now, 0, &to_mac, &mut core, &mut tx),
+        Decision::Consumed
+    );
     assert_eq!(sw.counters().not_served, 2);
     assert!(tx.is_empty());
+}
+
+#[test]
+fn unserved_traffic_for_the_switch_goes_to_the_cpu_port() {
+    let (sw0, mut core, mut tx, now) = switch(3);
+    let mut sw = L2Switch::new(L2Config {
+        cpu_port: Some(2),
+        ..*sw0.config()
+    });
+    // TCP-like traffic to the control port: to the CPU port.
+    let mut control = switch_endpoint();
+    control.port = packet_format::CONTROL_PORT;
+    let f = udp_frame(worker(1), control, b"x");
+    assert_eq!(
+        sw.handle_frame(now, 0, &f, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(2))
+    );
+    // An ARP reply to the switch (the kernel's resolution of a worker) too.
+    let reply = arp(ArpOperation::Reply, mac(1), ip(1), SW_MAC, SW_IP);
+    assert_eq!(
+        sw.handle_frame(now, 0, &reply, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(2))
+    );
+    // The CPU port's own frames to the switch MAC are not looped back.
+    let from_cpu = raw(mac(5), SW_MAC, 0x88b5);
+    assert_eq!(
+        sw.handle_frame(now, 2, &from_cpu, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    // ARP requests for the switch IP are still answered by the dataplane.
+    let req = arp(ArpOperation::Request, mac(1), ip(1), [0xff; 6], SW_IP);
+    assert_eq!(
+        sw.handle_frame(now, 0, &req, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert_eq!(tx.len(), 1);
+    assert_eq!(sw.counters().to_cpu, 2);
 }

@@ -106,7 +106,10 @@ pub fn interface_mac(name: &str) -> io::Result<[u8; 6]> {
     let mut mac = [0u8; 6];
     let parts: Vec<&str> = text.trim().split(':').collect();
     if parts.len() != 6 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad MAC in sysfs"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad MAC in sysfs",
+        ));
     }
     for (byte, part) in mac.iter_mut().zip(parts) {
         *byte = u8::from_str_radix(part, 16)
@@ -150,13 +153,33 @@ impl Port {
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let one: libc::c_int = 1;
-        set_opt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
+        set_opt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            &one,
+        )?;
         if opts.qdisc_bypass {
-            set_opt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one)?;
+            set_opt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                &one,
+            )?;
         }
         let buf_bytes: libc::c_int = 4 << 20;
-        set_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, &buf_bytes)?;
-        set_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &buf_bytes)?;
+        set_opt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &buf_bytes,
+        )?;
+        set_opt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &buf_bytes,
+        )?;
         let ring = match opts.rx {
             RxMode::Ring => Some(Ring::setup(fd.as_raw_fd(), &opts)?),
             RxMode::Recv => None,

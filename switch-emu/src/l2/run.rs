@@ -1,0 +1,1 @@
+//! Event loop (next commit).
