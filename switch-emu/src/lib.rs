@@ -7,3 +7,4 @@
 pub mod core;
 pub mod dataplane;
 pub mod l2;
+pub mod topo;
