@@ -218,10 +218,8 @@ impl L2Switch {
         self.macs.learn(src.0, in_port, now);
         let to_me = dst.0 == self.config.mac;
         match eth.ethertype() {
-            EthernetProtocol::Arp => {
-                if self.handle_arp(now, in_port, eth.payload(), tx) {
-                    return Decision::Consumed;
-                }
+            EthernetProtocol::Arp if self.handle_arp(now, in_port, eth.payload(), tx) => {
+                return Decision::Consumed;
             }
             EthernetProtocol::Ipv4 => {
                 if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
@@ -233,7 +231,7 @@ impl L2Switch {
                             return Decision::Consumed;
                         }
                         if !to_me {
-                            return self.to_cpu(in_port);
+                            return self.cpu_decision(in_port);
                         }
                     }
                 }
@@ -241,14 +239,14 @@ impl L2Switch {
             _ => {}
         }
         if to_me {
-            return self.to_cpu(in_port);
+            return self.cpu_decision(in_port);
         }
         self.forward_decision(now, in_port, dst)
     }
 
     /// A frame for the switch that the dataplane does not serve: to the CPU
     /// port if there is one (and it did not come from there), else dropped.
-    fn to_cpu(&mut self, in_port: usize) -> Decision {
+    fn cpu_decision(&mut self, in_port: usize) -> Decision {
         match self.config.cpu_port {
             Some(cpu) if cpu != in_port && cpu < self.config.ports => {
                 self.counters.to_cpu += 1;

@@ -70,9 +70,12 @@ impl SwitchProcess {
                     stderr: format!("exited early with {status}"),
                 });
             }
-            let ping_ok = probe_ns.as_ref().map_or(true, |ns| {
-                sh(&["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "-q", &ip]).is_ok()
-            });
+            let ping_ok = match &probe_ns {
+                Some(ns) => {
+                    sh(&["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "-q", &ip]).is_ok()
+                }
+                None => true,
+            };
             let tcp = format!(": </dev/tcp/{ip}/{CONTROL_PORT}");
             let ctl_ok = sh(&[
                 "ip",
