@@ -2,11 +2,10 @@
 //!
 //! Receive uses either a TPACKET_V3 ring (frames land in shared memory,
 //! one `poll` per block of frames) or plain `recv` per frame; send is
-//! batched with `sendmmsg`. Interface discovery reads `if_nametoindex` and
-//! `/sys/class/net/IFACE/address` (pnet is not needed for two values).
+//! batched with `sendmmsg`. Interface discovery is `if_nametoindex` and
+//! `SIOCGIFHWADDR` (pnet is not needed for two values).
 //! The measured comparison of the two receive paths is in [`super::run`].
 
-use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
@@ -41,8 +40,8 @@ impl Default for PortOptions {
         PortOptions {
             rx: RxMode::Ring,
             qdisc_bypass: false,
-            block_size: 1 << 16,
-            block_count: 64,
+            block_size: 1 << 13,
+            block_count: 512,
             block_timeout_ms: 1,
         }
     }
@@ -100,20 +99,28 @@ fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io
     check(ret).map(|_| ())
 }
 
-/// Reads an interface's MAC address from sysfs.
-pub fn interface_mac(name: &str) -> io::Result<[u8; 6]> {
-    let text = fs::read_to_string(format!("/sys/class/net/{name}/address"))?;
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    if parts.len() != 6 {
+/// Reads an interface's MAC address (SIOCGIFHWADDR on `fd`, so it works in
+/// the socket's namespace, unlike sysfs after `setns`).
+#[allow(unsafe_code)]
+fn interface_mac(fd: RawFd, name: &str) -> io::Result<[u8; 6]> {
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
         return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "bad MAC in sysfs",
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
         ));
     }
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        *byte = u8::from_str_radix(part, 16)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad MAC in sysfs"))?;
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills ifru_hwaddr.
+    check(unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) })?;
+    // SAFETY: after SIOCGIFHWADDR succeeded, ifru_hwaddr is the active union member.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0u8; 6];
+    for (dst, src) in mac.iter_mut().zip(data) {
+        *dst = src as u8;
     }
     Ok(mac)
 }
@@ -140,7 +147,6 @@ impl Port {
     #[allow(unsafe_code)]
     pub fn open(name: &str, opts: PortOptions) -> io::Result<Port> {
         let ifindex = interface_index(name)?;
-        let mac = interface_mac(name)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = check(unsafe {
@@ -180,6 +186,7 @@ impl Port {
             libc::SO_RCVBUF,
             &buf_bytes,
         )?;
+        let mac = interface_mac(fd.as_raw_fd(), name)?;
         let ring = match opts.rx {
             RxMode::Ring => Some(Ring::setup(fd.as_raw_fd(), &opts)?),
             RxMode::Recv => None,

@@ -215,3 +215,36 @@ pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs the switch until `stop` is set. Each wake-up (a port or one of
+/// `extra_fds` readable, or the deadline returned last time) processes every
+/// port, then calls `on_wake(now, state)`: the caller's control plane (the
+/// TCP listener and [`crate::dataplane::Dataplane`] owner) does its work
+/// there and returns its next deadline. `core_of` reaches the core inside
+/// the caller's state, so the control plane and the ports share one core.
+pub fn serve_loop<S>(
+    driver: &mut L2Driver,
+    state: &mut S,
+    core_of: fn(&mut S) -> &mut SwitchCore,
+    extra_fds: &[RawFd],
+    stop: &std::sync::atomic::AtomicBool,
+    mut on_wake: impl FnMut(Instant, &mut S) -> io::Result<Option<Instant>>,
+) -> io::Result<()> {
+    let mut fds = driver.fds();
+    fds.extend_from_slice(extra_fds);
+    let mut deadline: Option<Instant> = None;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let now = Instant::now();
+        // Bounded wait so that `stop` is noticed within 100 ms.
+        let wait = deadline
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100));
+        wait_readable(&fds, wait)?;
+        let now = Instant::now();
+        // Drain until the ports are idle, so a burst costs one poll.
+        while driver.process(now, core_of(state))? > 0 {}
+        deadline = on_wake(Instant::now(), state)?;
+    }
+    Ok(())
+}
