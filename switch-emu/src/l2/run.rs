@@ -4,6 +4,24 @@
 //! One thread does everything (ports, core and, through the caller's hook,
 //! the control plane): on this 2-core machine the system calls are the cost,
 //! and a second thread would only add hand-offs.
+//!
+//! # Receive path: measured
+//! `cargo run --release --example l2_forward_bench -- ring|recv 1000000 322`
+//! (2 workers, no rate limit, worker 0 blasting 322-byte frames at worker 1
+//! with AF_PACKET `sendmmsg`, on this 2-core machine shared with other
+//! builds, so the figures are noisy):
+//!
+//! | receive path | offered (frames/s) | delivered through the switch |
+//! |---|---:|---:|
+//! | TPACKET_V3 ring, 64 KiB x 64 blocks | 472 k | 97.4 % (about 460 k/s) |
+//! | TPACKET_V3 ring, 8 KiB x 512 blocks | 238-268 k | 87.7-100 % |
+//! | `recv` per frame | 243 k | 66.9 % |
+//!
+//! The ring is the default ([`super::port::RxMode::Ring`]): it forwards
+//! more and drops less at the same CPU. Its cost is latency at low load: a
+//! partly filled block is handed over only when its retire timer (1 ms)
+//! fires, so a lone ping sees 1-2 ms RTT through the switch; the default
+//! 8 KiB blocks (about 25 aggregation frames) fill quickly under load.
 
 use std::io;
 use std::ops::Range;
