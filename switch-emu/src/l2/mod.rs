@@ -7,6 +7,7 @@
 //! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
 //! - [`run`]: the event loop tying ports, the core and the control plane together.
 
+pub mod cli;
 pub mod logic;
 pub mod port;
 pub mod run;
