@@ -7,4 +7,7 @@
 pub mod core;
 pub mod dataplane;
 pub mod l2;
+pub mod metrics;
+pub mod p4config;
+pub mod pcap;
 pub mod topo;
