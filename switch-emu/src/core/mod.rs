@@ -47,7 +47,10 @@ mod state;
 
 pub use config::{Config, ConfigError};
 pub use counters::{Counters, DropReason, JobCounters};
-pub use state::{JobError, JobSpec, SlotView, SwitchCore};
+pub use state::{JobError, JobSpec, SlotState, SlotView, SwitchCore};
+
+#[cfg(test)]
+mod tests;
 
 /// What a driver must do with a datagram after the core has seen it. When a
 /// result is to be sent, its bytes (aggregation header and payload) have been

@@ -1,0 +1,303 @@
+//! One allreduce operation: how a tensor maps to packets (chunking and the
+//! float pipeline), what each packet carries, and how results assemble
+//! into the output.
+
+use std::ops::Range;
+
+use packet_format::{Flags, MsgType, Packet, Repr, NO_EXPONENT};
+
+use crate::quantize;
+
+/// Element type of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dtype {
+    I32,
+    F32,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No operation, or its result was taken or aborted.
+    Idle,
+    /// Packets are being exchanged.
+    Running,
+    /// Every result is in; the output waits to be taken.
+    Done,
+}
+
+/// Header fields every packet of the job shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub job_id: u16,
+    pub key: u32,
+    pub rank: u16,
+}
+
+/// State of the current operation. Buffers are reused across operations.
+#[derive(Debug)]
+pub(crate) struct Op {
+    pub phase: Phase,
+    pub dtype: Dtype,
+    /// Elements (N).
+    len: usize,
+    /// Elements per packet (E).
+    epp: usize,
+    /// Blocks (C = ceil(N / E)).
+    blocks: usize,
+    /// Float pipeline lead (L = min(W, C)); 0 for i32.
+    pub lead: usize,
+    /// Packets of the operation (C for i32, C + L for f32).
+    pub packets: usize,
+    /// Global packet counter of packet 0.
+    pub base: u64,
+    /// Next packet to send for the first time.
+    pub next_packet: usize,
+    /// Results received.
+    pub results: usize,
+    /// No packet before this one is missing its result.
+    pub oldest: usize,
+    world: u16,
+    input_i32: Vec<i32>,
+    input_f32: Vec<f32>,
+    /// This worker's exponent of each block.
+    exponents: Vec<i16>,
+    /// Max exponent over workers of each block, learned from results.
+    max_exponents: Vec<i16>,
+    output_i32: Vec<i32>,
+    output_f32: Vec<f32>,
+    /// Quantized block or result words being converted.
+    scratch: Vec<i32>,
+}
+
+impl Op {
+    pub(crate) fn new(world: u16, elements_per_packet: u16) -> Self {
+        Op {
+            phase: Phase::Idle,
+            dtype: Dtype::I32,
+            len: 0,
+            epp: usize::from(elements_per_packet),
+            blocks: 0,
+            lead: 0,
+            packets: 0,
+            base: 0,
+            next_packet: 0,
+            results: 0,
+            oldest: 0,
+            world,
+            input_i32: Vec::new(),
+            input_f32: Vec::new(),
+            exponents: Vec::new(),
+            max_exponents: Vec::new(),
+            output_i32: Vec::new(),
+            output_f32: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64) {
+        self.dtype = dtype;
+        self.len = len;
+        self.blocks = len.div_ceil(self.epp);
+        self.lead = match dtype {
+            Dtype::I32 => 0,
+            Dtype::F32 => self.blocks.min(window as usize),
+        };
+        self.packets = self.blocks + self.lead;
+        self.base = base;
+        self.next_packet = 0;
+        self.results = 0;
+        self.oldest = 0;
+        self.phase = if self.packets == 0 {
+            Phase::Done
+        } else {
+            Phase::Running
+        };
+    }
+
+    /// Starts an i32 operation whose packet 0 has global counter `base`.
+    pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64) {
+        self.input_i32.clear();
+        self.input_i32.extend_from_slice(data);
+        self.output_i32.clear();
+        self.output_i32.resize(data.len(), 0);
+        self.begin(Dtype::I32, data.len(), base, window);
+    }
+
+    /// Starts an f32 operation; `data` must be finite.
+    pub(crate) fn start_f32(&mut self, data: &[f32], base: u64, window: u64) {
+        self.input_f32.clear();
+        self.input_f32.extend_from_slice(data);
+        self.output_f32.clear();
+        self.output_f32.resize(data.len(), 0.0);
+        self.begin(Dtype::F32, data.len(), base, window);
+        self.exponents.clear();
+        self.exponents.extend(
+            self.input_f32
+                .chunks(self.epp)
+                .map(quantize::block_exponent),
+        );
+        self.max_exponents.clear();
+        self.max_exponents.resize(self.blocks, NO_EXPONENT);
+    }
+
+    /// Element range of block `b`.
+    fn block(&self, b: usize) -> Range<usize> {
+        let start = b * self.epp;
+        start..(start + self.epp).min(self.len)
+    }
+
+    /// The block whose data packet `k` carries, if any.
+    fn data_block(&self, k: usize) -> Option<usize> {
+        match self.dtype {
+            Dtype::I32 => Some(k),
+            Dtype::F32 => k.checked_sub(self.lead),
+        }
+    }
+
+    /// Elements packet `k` (and its result) carries.
+    fn elem_count(&self, k: usize) -> usize {
+        self.data_block(k).map_or(0, |b| self.block(b).len())
+    }
+
+    /// Appends packet `k` (global counter `counter`) to `out`.
+    pub(crate) fn build(
+        &mut self,
+        k: usize,
+        counter: u64,
+        window: u64,
+        slot_base: u16,
+        id: Identity,
+        out: &mut Vec<u8>,
+    ) {
+        let (flags, exponent) = match self.dtype {
+            Dtype::I32 => (Flags::default(), NO_EXPONENT),
+            Dtype::F32 => (
+                Flags::FLOAT,
+                self.exponents.get(k).copied().unwrap_or(NO_EXPONENT),
+            ),
+        };
+        let repr = Repr {
+            msg_type: MsgType::Contribution,
+            set: (counter / window) % 2 == 1,
+            flags,
+            job_id: id.job_id,
+            rank: id.rank,
+            key: id.key,
+            seq: counter as u32,
+            slot: slot_base.wrapping_add((counter % window) as u16),
+            elem_count: self.elem_count(k) as u16,
+            exponent,
+        };
+        match (self.dtype, self.data_block(k)) {
+            (Dtype::I32, Some(b)) => {
+                let range = self.block(b);
+                repr.emit_to_vec(&self.input_i32[range], out);
+            }
+            (Dtype::F32, Some(b)) => {
+                let range = self.block(b);
+                self.scratch.clear();
+                self.scratch.resize(range.len(), 0);
+                let e_max = self.max_exponents[b];
+                // An all-zero block everywhere: every value is 0 already.
+                if e_max != NO_EXPONENT {
+                    let f = quantize::scale(self.world, e_max);
+                    let limit = quantize::clamp_limit(self.world);
+                    quantize::quantize(&self.input_f32[range], f, limit, &mut self.scratch);
+                }
+                repr.emit_to_vec(&self.scratch, out);
+            }
+            (_, None) => repr.emit_to_vec(&[], out),
+        }
+    }
+
+    /// Takes the result of packet `k` into the output. Returns false (and
+    /// changes nothing) if it does not fit what packet `k` carried.
+    pub(crate) fn accept(&mut self, k: usize, repr: &Repr, packet: &Packet<&[u8]>) -> bool {
+        if usize::from(repr.elem_count) != self.elem_count(k) {
+            return false;
+        }
+        if self.dtype == Dtype::F32
+            && k < self.blocks
+            && !quantize::is_valid_exponent(repr.exponent)
+        {
+            return false;
+        }
+        let words = packet.payload_words();
+        match (self.dtype, self.data_block(k)) {
+            (Dtype::I32, Some(b)) => {
+                let range = self.block(b);
+                for (out, word) in self.output_i32[range].iter_mut().zip(words) {
+                    *out = i32::from_be_bytes(*word);
+                }
+            }
+            (Dtype::F32, Some(b)) => {
+                let range = self.block(b);
+                let e_max = self.max_exponents[b];
+                if e_max == NO_EXPONENT {
+                    self.output_f32[range].fill(0.0);
+                } else {
+                    self.scratch.clear();
+                    self.scratch
+                        .extend(words.iter().map(|word| i32::from_be_bytes(*word)));
+                    let f = quantize::scale(self.world, e_max);
+                    quantize::dequantize(&self.scratch, f, &mut self.output_f32[range]);
+                }
+            }
+            (_, None) => {}
+        }
+        if self.dtype == Dtype::F32 && k < self.blocks {
+            self.max_exponents[k] = repr.exponent;
+        }
+        self.results += 1;
+        if self.results == self.packets {
+            self.phase = Phase::Done;
+        }
+        true
+    }
+
+    /// Elements of the operation.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The i32 output (complete once `phase` is `Done`).
+    pub(crate) fn output_i32(&self) -> &[i32] {
+        &self.output_i32
+    }
+
+    /// The f32 output (complete once `phase` is `Done`).
+    pub(crate) fn output_f32(&self) -> &[f32] {
+        &self.output_f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunking_of_a_tensor_not_a_multiple_of_e() {
+        let mut op = Op::new(2, 4);
+        op.start_i32(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0, 8);
+        assert_eq!((op.blocks, op.lead, op.packets), (3, 0, 3));
+        assert_eq!(op.block(2), 8..10);
+        assert_eq!((op.elem_count(0), op.elem_count(2)), (4, 2));
+    }
+
+    #[test]
+    fn float_pipeline_layout() {
+        let mut op = Op::new(2, 4);
+        let data = [1.0f32; 10];
+        op.start_f32(&data, 0, 2);
+        assert_eq!((op.blocks, op.lead, op.packets), (3, 2, 5));
+        let counts: Vec<usize> = (0..5).map(|k| op.elem_count(k)).collect();
+        assert_eq!(counts, [0, 0, 4, 4, 2]);
+        // A window wider than the tensor: the lead is the block count.
+        op.start_f32(&data, 0, 64);
+        assert_eq!((op.lead, op.packets), (3, 6));
+        // An empty tensor is done at once.
+        op.start_f32(&[], 0, 4);
+        assert_eq!((op.packets, op.phase), (0, Phase::Done));
+    }
+}

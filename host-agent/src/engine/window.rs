@@ -1,0 +1,209 @@
+//! The window: one entry per window position (slot of the lease), holding
+//! the bytes of the packet in flight there so that a retransmission is
+//! byte-identical, its retransmission timer and its backoff.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// One window position.
+#[derive(Debug)]
+struct Entry {
+    /// Global packet counter of the packet last placed here.
+    counter: u64,
+    /// Its datagram, kept for retransmission.
+    bytes: Vec<u8>,
+    /// Sent and its result not yet in.
+    waiting: bool,
+    /// When it was first sent (for stall reports); `None` before any packet.
+    first_sent: Option<Instant>,
+    /// Timeout applied after the next (re)transmission.
+    rto: Duration,
+    /// Transmissions so far; tags timers so that old ones are recognized.
+    transmissions: u32,
+    /// Whether a retransmission is queued (its timer fired, not yet resent).
+    due: bool,
+}
+
+/// A timer: (deadline, packet counter, transmission it belongs to).
+type Timer = Reverse<(Instant, u64, u32)>;
+
+/// The in-flight state of all window positions.
+#[derive(Debug)]
+pub(crate) struct Window {
+    entries: Vec<Entry>,
+    /// Retransmission timers; entries whose packet got its result or was
+    /// resent are left in place and skipped (the top is always live).
+    timers: BinaryHeap<Timer>,
+    /// Packets whose timer fired, in firing order, to be resent.
+    due: VecDeque<u64>,
+    initial_rto: Duration,
+    max_rto: Duration,
+}
+
+impl Window {
+    /// A window of `size` positions, all free.
+    pub(crate) fn new(size: u16, initial_rto: Duration, max_rto: Duration) -> Self {
+        let entries = (0..size)
+            .map(|_| Entry {
+                counter: 0,
+                bytes: Vec::new(),
+                waiting: false,
+                first_sent: None,
+                rto: initial_rto,
+                transmissions: 0,
+                due: false,
+            })
+            .collect();
+        Window {
+            entries,
+            timers: BinaryHeap::new(),
+            due: VecDeque::new(),
+            initial_rto,
+            max_rto,
+        }
+    }
+
+    /// Number of positions (W).
+    pub(crate) fn size(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn position(&self, counter: u64) -> usize {
+        (counter % self.size()) as usize
+    }
+
+    /// Whether packet `counter` may take its position: the packet there
+    /// before it (W earlier) has its result.
+    pub(crate) fn is_free_for(&self, counter: u64) -> bool {
+        !self.entries[self.position(counter)].waiting
+    }
+
+    /// Whether the result of already-sent packet `counter` is in. A position
+    /// only moves on to a later packet once its result is in.
+    pub(crate) fn has_result(&self, counter: u64) -> bool {
+        let entry = &self.entries[self.position(counter)];
+        entry.counter > counter || (entry.counter == counter && !entry.waiting)
+    }
+
+    /// The packet waiting for its result at `position`, if any.
+    pub(crate) fn waiting_at(&self, position: usize) -> Option<u64> {
+        let entry = self.entries.get(position)?;
+        entry.waiting.then_some(entry.counter)
+    }
+
+    /// When the waiting packet `counter` was first sent.
+    pub(crate) fn first_sent(&self, counter: u64) -> Option<Instant> {
+        let entry = &self.entries[self.position(counter)];
+        if entry.waiting && entry.counter == counter {
+            entry.first_sent
+        } else {
+            None
+        }
+    }
+
+    /// Places packet `counter`, sent now, and returns its (cleared) byte
+    /// buffer for the caller to fill. The position must be free.
+    pub(crate) fn occupy(&mut self, counter: u64, now: Instant) -> &mut Vec<u8> {
+        let position = self.position(counter);
+        let rto = self.initial_rto;
+        let entry = &mut self.entries[position];
+        debug_assert!(!entry.waiting);
+        entry.counter = counter;
+        entry.waiting = true;
+        entry.first_sent = Some(now);
+        entry.rto = rto;
+        entry.transmissions = 1;
+        entry.due = false;
+        self.timers.push(Reverse((now + rto, counter, 1)));
+        entry.bytes.clear();
+        &mut entry.bytes
+    }
+
+    /// Records the result of the waiting packet at `position`.
+    pub(crate) fn complete(&mut self, position: usize) {
+        let entry = &mut self.entries[position];
+        entry.waiting = false;
+        entry.due = false;
+        self.prune();
+    }
+
+    /// Fires every timer due at `now`: the packet is queued for
+    /// retransmission and its timeout doubles (up to the cap).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((deadline, counter, transmissions))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let position = self.position(counter);
+            let max_rto = self.max_rto;
+            let entry = &mut self.entries[position];
+            if entry.waiting && entry.counter == counter && entry.transmissions == transmissions {
+                entry.due = true;
+                entry.rto = (entry.rto * 2).min(max_rto);
+                self.due.push_back(counter);
+            }
+        }
+        self.prune();
+    }
+
+    /// The next queued retransmission, sent now: its timer restarts with the
+    /// backed-off timeout. Returns the stored bytes.
+    pub(crate) fn next_retransmission(&mut self, now: Instant) -> Option<&[u8]> {
+        while let Some(counter) = self.due.pop_front() {
+            let position = self.position(counter);
+            let entry = &mut self.entries[position];
+            if entry.waiting && entry.counter == counter && entry.due {
+                entry.due = false;
+                entry.transmissions += 1;
+                self.timers
+                    .push(Reverse((now + entry.rto, counter, entry.transmissions)));
+                return Some(&self.entries[position].bytes);
+            }
+        }
+        None
+    }
+
+    /// Earliest live retransmission deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline)
+    }
+
+    /// Absolute slots of packets waiting for their result, in slot order.
+    pub(crate) fn waiting_slots(&self, slot_base: u16) -> Vec<u16> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.waiting)
+            .map(|(i, _)| slot_base.wrapping_add(i as u16))
+            .collect()
+    }
+
+    /// Forgets everything in flight (used when an operation is abandoned).
+    pub(crate) fn clear(&mut self) {
+        for entry in &mut self.entries {
+            entry.waiting = false;
+            entry.due = false;
+        }
+        self.timers.clear();
+        self.due.clear();
+    }
+
+    /// Drops dead timers from the top so that `next_deadline` is exact.
+    fn prune(&mut self) {
+        while let Some(&Reverse((_, counter, transmissions))) = self.timers.peek() {
+            let entry = &self.entries[self.position(counter)];
+            if entry.waiting
+                && entry.counter == counter
+                && entry.transmissions == transmissions
+                && !entry.due
+            {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+}

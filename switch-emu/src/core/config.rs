@@ -1,0 +1,123 @@
+//! Size limits of the switch core. The defaults are the Tofino program's, so
+//! that a job that runs on the emulator also fits the hardware.
+
+use packet_format::{
+    max_elements_for_mtu, TOFINO_ELEMENTS_PER_PACKET, TOFINO_MAX_WORKERS, TOFINO_SLOTS,
+};
+
+/// Largest IP datagram the emulator accepts (jumbo frames); it bounds the
+/// elements per packet.
+pub const MAX_MTU: usize = 9000;
+
+/// Widest contribution bitmap the emulator keeps (one `u64` per slot and set).
+pub const MAX_WORKERS: u16 = 64;
+
+/// Size limits of a [`super::SwitchCore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Largest world size of a job: the bitmap width (32 on Tofino, at most 64 here).
+    pub max_workers: u16,
+    /// Slots in the pool (each held twice, one per set).
+    pub slots: u16,
+    /// Largest element count a contribution may carry (64 on Tofino in one pass).
+    pub max_elements_per_packet: u16,
+}
+
+impl Default for Config {
+    /// The Tofino program's limits.
+    fn default() -> Self {
+        Config {
+            max_workers: TOFINO_MAX_WORKERS,
+            slots: TOFINO_SLOTS,
+            max_elements_per_packet: TOFINO_ELEMENTS_PER_PACKET,
+        }
+    }
+}
+
+impl Config {
+    /// Largest `max_elements_per_packet`: what fits one [`MAX_MTU`]-byte datagram.
+    pub const fn max_elements_limit() -> u16 {
+        max_elements_for_mtu(MAX_MTU) as u16
+    }
+
+    /// Checks every limit against what the emulator can represent.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_workers == 0 || self.max_workers > MAX_WORKERS {
+            return Err(ConfigError::Workers(self.max_workers));
+        }
+        if self.slots == 0 {
+            return Err(ConfigError::NoSlots);
+        }
+        if self.max_elements_per_packet == 0
+            || self.max_elements_per_packet > Self::max_elements_limit()
+        {
+            return Err(ConfigError::Elements(self.max_elements_per_packet));
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `max_workers` is 0 or wider than the `u64` bitmap.
+    #[error("max_workers must be 1..={MAX_WORKERS}, got {0}")]
+    Workers(u16),
+    /// The slot pool is empty.
+    #[error("the slot pool must hold at least one slot")]
+    NoSlots,
+    /// `max_elements_per_packet` is 0 or does not fit a 9000-byte datagram.
+    #[error("max_elements_per_packet must be 1..={limit}, got {0}", limit = Config::max_elements_limit())]
+    Elements(u16),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_tofino() {
+        let c = Config::default();
+        assert_eq!(
+            (c.max_workers, c.slots, c.max_elements_per_packet),
+            (32, 8192, 64)
+        );
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn emulator_limits() {
+        let ok = Config {
+            max_workers: 64,
+            max_elements_per_packet: 2237,
+            ..Config::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(Config::max_elements_limit(), 2237);
+        let c = Config {
+            max_workers: 65,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Workers(65)));
+        let c = Config {
+            max_workers: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Workers(0)));
+        let c = Config {
+            slots: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::NoSlots));
+        let c = Config {
+            max_elements_per_packet: 2238,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Elements(2238)));
+        let c = Config {
+            max_elements_per_packet: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Err(ConfigError::Elements(0)));
+    }
+}
