@@ -9,3 +9,4 @@ pub mod control;
 pub mod core;
 pub mod dataplane;
 pub mod emulated;
+pub mod udp;
