@@ -9,4 +9,6 @@ pub mod control;
 pub mod core;
 pub mod dataplane;
 pub mod emulated;
+pub mod metrics;
+pub mod pcap;
 pub mod udp;

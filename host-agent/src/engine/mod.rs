@@ -57,8 +57,8 @@
 //! restarts at the initial value for the position's next packet).
 //!
 //! Results are accepted when (msg_type, job_id, key, slot, set, seq) match a
-//! packet still waiting, and elem_count (and, for f32, a valid exponent) fit
-//! it; everything else counts in `results_ignored`.
+//! packet still waiting, and elem_count (and, for f32, a valid exponent not
+//! below this worker's own) fit it; everything else counts in `results_ignored`.
 //!
 //! If the oldest waiting packet has had no result for `stall_timeout`, one
 //! [`Event::Stalled`] is emitted for it; the engine keeps retransmitting. A

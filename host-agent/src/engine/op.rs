@@ -217,9 +217,10 @@ impl Op {
         if usize::from(repr.elem_count) != self.elem_count(k) {
             return false;
         }
+        // The max over workers can be neither invalid nor below our own.
         if self.dtype == Dtype::F32
             && k < self.blocks
-            && !quantize::is_valid_exponent(repr.exponent)
+            && (!quantize::is_valid_exponent(repr.exponent) || repr.exponent < self.exponents[k])
         {
             return false;
         }

@@ -482,6 +482,12 @@ fn invalid_result_exponent_is_ignored() {
     r.emit_to_vec(&[], &mut out);
     e.handle_packet(now, &out);
     assert_eq!(e.stats().results_ignored, 1);
+    // Below this worker's own exponent (1 for block [1, 2]): not a max.
+    r.exponent = 0;
+    out.clear();
+    r.emit_to_vec(&[], &mut out);
+    e.handle_packet(now, &out);
+    assert_eq!(e.stats().results_ignored, 2);
     e.handle_packet(now, &reflect(&sent[0]));
     assert_eq!(e.stats().results_received, 1);
 }
