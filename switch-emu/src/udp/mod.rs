@@ -29,6 +29,7 @@ use std::time::Duration;
 use crate::control::ControlConfigError;
 use crate::core::{Config, ConfigError};
 
+pub mod client;
 mod conn;
 mod offload;
 mod outq;
