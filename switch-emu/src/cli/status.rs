@@ -31,8 +31,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        let report: StatusReport =
-            serde_json::from_value(value).context("the switch sent a status document this tool cannot read")?;
+        let report: StatusReport = serde_json::from_value(value)
+            .context("the switch sent a status document this tool cannot read")?;
         print!("{}", report.render());
     }
     Ok(())

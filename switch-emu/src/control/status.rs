@@ -180,7 +180,7 @@ fn ranks(list: &[u16]) -> String {
 
 fn counters_line(out: &mut String, indent: &str, set: &CounterSet) {
     let totals: Vec<String> = set.totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let _ = writeln!(out, "{indent}{}", totals.join(" "));
+    let _ = writeln!(out, "{indent}counters: {}", totals.join(" "));
     let drops: Vec<String> = set
         .drops
         .iter()
@@ -269,7 +269,7 @@ impl StatusReport {
                 }
             }
             if let Some(counters) = &job.counters {
-                counters_line(&mut out, "    counters: ", counters);
+                counters_line(&mut out, "    ", counters);
             }
         }
         if !self.pending.is_empty() {

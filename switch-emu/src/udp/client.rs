@@ -55,5 +55,6 @@ pub fn status_json(addr: SocketAddr, timeout: Duration) -> Result<serde_json::Va
 
 /// The switch's status document.
 pub fn status(addr: SocketAddr, timeout: Duration) -> Result<StatusReport, ClientError> {
-    serde_json::from_value(status_json(addr, timeout)?).map_err(|e| ClientError::Protocol(e.to_string()))
+    serde_json::from_value(status_json(addr, timeout)?)
+        .map_err(|e| ClientError::Protocol(e.to_string()))
 }
