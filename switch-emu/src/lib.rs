@@ -10,5 +10,6 @@ pub mod core;
 pub mod dataplane;
 pub mod emulated;
 pub mod metrics;
+pub mod p4config;
 pub mod pcap;
 pub mod udp;
