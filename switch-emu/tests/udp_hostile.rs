@@ -448,11 +448,45 @@ fn pipelined_window_with_and_without_offloads() {
         if used.gso && used.gro {
             // A burst sent as one GSO message arrives as one GRO buffer, and
             // its eight results to one worker leave as one GSO message.
-            assert_eq!(report.driver["rx_buffers_coalesced"], 20, "{:?}", report.driver);
+            assert_eq!(
+                report.driver["rx_buffers_coalesced"], 20,
+                "{:?}",
+                report.driver
+            );
             assert_eq!(report.driver["tx_gso_messages"], 20, "{:?}", report.driver);
         }
         if !used.gso {
             assert_eq!(report.driver["tx_gso_messages"], 0);
         }
     }
+}
+
+/// Seeded loss injection in the driver: results stay exact (workers
+/// retransmit) and the driver counts what it dropped.
+#[test]
+fn injected_loss_keeps_results_exact() {
+    let server = Server::bind(ServerConfig {
+        log: false,
+        drop: 0.2,
+        seed: 7,
+        ..ServerConfig::loopback_ephemeral()
+    })
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let addrs = server.local_addrs();
+    let (members, p) = join_job(addrs.control, "lossy", 2);
+    for seq in 0..100 {
+        for got in round(&members, &p, addrs.data, seq) {
+            assert_eq!(got, expected(seq, 2), "round {seq}");
+        }
+    }
+    server.shutdown();
+    let report = server.join().unwrap();
+    assert!(report.driver["injected_loss"] > 10, "{:?}", report.driver);
+    let job = &report.jobs[0].counters.as_ref().unwrap().totals;
+    assert!(
+        job["retransmissions"] > 0 || job["unicast_results"] > 0,
+        "{job:?}"
+    );
 }
