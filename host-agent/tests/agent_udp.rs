@@ -132,18 +132,17 @@ fn float32_within_bound_and_identical_through_the_handle() {
         assert_eq!(a, b);
         assert_eq!(b, b0);
     }
-    for i in 0..len {
+    for (i, &got) in a0.iter().enumerate() {
         let block = (i / 64) * 64..((i / 64 + 1) * 64).min(len);
         let e_max = (0..world)
             .map(|r| block_exponent(&block.clone().map(|j| input(r, j)).collect::<Vec<_>>()))
             .max()
             .unwrap();
         let exact: f64 = (0..world).map(|r| f64::from(input(r, i))).sum();
-        let err = (f64::from(a0[i]) - exact).abs();
+        let err = (f64::from(got) - exact).abs();
         assert!(
             err <= error_bound(world, e_max, exact),
-            "element {i}: {} vs {exact}",
-            a0[i]
+            "element {i}: {got} vs {exact}"
         );
     }
     sw.shutdown();
