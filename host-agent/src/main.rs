@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use host_agent::agent::DEFAULT_WINDOW;
+use host_agent::agent::{DEFAULT_RETRANSMIT_TIMEOUT, DEFAULT_WINDOW};
 use host_agent::bench::{self, BenchConfig, Dtype};
 use host_agent::{Agent, JoinOptions};
 
@@ -78,8 +78,9 @@ struct BenchArgs {
     #[arg(long, default_value_t = packet_format::TOFINO_ELEMENTS_PER_PACKET)]
     elements: u16,
     /// Initial retransmission timeout (doubles per retry): 10ms, 0.5s, 2.
-    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
-    retransmit_timeout: Duration,
+    /// Default: 10ms (the library default).
+    #[arg(long, value_parser = parse_duration)]
+    retransmit_timeout: Option<Duration>,
     /// A packet without a result this long fails the run (peer timeout).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     stall_timeout: Duration,
@@ -120,8 +121,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     options.bind = args.bind;
     options.window = args.window;
     options.elements_per_packet = args.elements;
-    options.retransmit_timeout = args.retransmit_timeout;
-    options.max_retransmit_timeout = options.max_retransmit_timeout.max(args.retransmit_timeout);
+    options.retransmit_timeout = args
+        .retransmit_timeout
+        .unwrap_or(DEFAULT_RETRANSMIT_TIMEOUT);
+    options.max_retransmit_timeout = options
+        .max_retransmit_timeout
+        .max(options.retransmit_timeout);
     options.stall_timeout = args.stall_timeout;
     options.join_timeout = args.join_timeout;
     options.transport.gso = !args.no_gso;
@@ -229,6 +234,6 @@ mod tests {
         let Command::Bench(b) = cli.command;
         assert_eq!(b.sizes, vec![4096, 1 << 20]);
         assert_eq!(b.dtype, Dtype::I32);
-        assert_eq!(b.retransmit_timeout, host_agent::agent::DEFAULT_RETRANSMIT_TIMEOUT);
+        assert_eq!(b.retransmit_timeout, None);
     }
 }

@@ -21,8 +21,10 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Show a running switch's jobs, members, waiting slots and counters.
     Status(cli::status::StatusArgs),
+    /// Start a switch and N workers in this process on loopback, run allreduce, verify, print the table.
+    Demo(cli::demo::DemoArgs),
     // Later subcommands go here, one variant and one `cli/` module each:
-    // `demo` (switch + N workers in one process), `topo` (namespaces),
+    // `topo` (namespaces),
     // `p4-config` (table entries for the P4 program), `controller` (drive BMv2/Tofino).
 }
 
@@ -30,5 +32,6 @@ fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Demo(args) => cli::demo::run(args),
     }
 }

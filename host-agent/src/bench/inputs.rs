@@ -39,8 +39,9 @@ impl Stream {
     /// cycling through -8..8 every 4096 elements, so blocks have different exponents.
     pub fn f32_at(self, index: usize) -> f32 {
         let u = (self.bits(index) >> 40) as f32 * (1.0 / (1u32 << 24) as f32);
-        let k = ((index >> 12) % 16) as i32 - 8;
-        (2.0 * u - 1.0) * 2f32.powi(k)
+        // 2^k built from its bits (k + 127 is the biased exponent).
+        let scale = f32::from_bits((((index >> 12) % 16) as u32 + 127 - 8) << 23);
+        (2.0 * u - 1.0) * scale
     }
 }
 
