@@ -121,10 +121,7 @@ type WorkerResults = (Vec<SizeResult>, (bool, bool));
 type WorkersResults = (Vec<Vec<SizeResult>>, (bool, bool));
 type WorkerOutcome = Result<WorkerResults, AgentError>;
 
-fn run_workers(
-    config: &DemoConfig,
-    control: SocketAddr,
-) -> Result<WorkersResults, DemoError> {
+fn run_workers(config: &DemoConfig, control: SocketAddr) -> Result<WorkersResults, DemoError> {
     let threads: Vec<_> = (0..config.workers)
         .map(|rank| {
             let config = config.clone();
