@@ -1,0 +1,100 @@
+//! The L2-mode options of `switch-emu serve` (flattened into its arguments
+//! by `main.rs`): L2 mode when at least one `--port` is given.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::port::{PortOptions, RxMode};
+use super::run::{DriverOptions, L2Driver};
+use super::table::DEFAULT_AGING;
+
+/// Receive path of the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RxArg {
+    /// TPACKET_V3 ring (default; measured faster).
+    Ring,
+    /// One recv per frame.
+    Recv,
+}
+
+/// Switch ports and identity in L2 mode.
+#[derive(Debug, Clone, Args)]
+pub struct L2Args {
+    /// An interface to open as a switch port (repeat; order = port numbers).
+    #[arg(long = "port")]
+    pub ports: Vec<String>,
+    /// The port facing the switch's own kernel interface (control plane).
+    #[arg(long)]
+    pub cpu_port: Option<String>,
+    /// The switch's IP (aggregation and ARP/ICMP).
+    #[arg(long, default_value = "10.77.0.254")]
+    pub ip: Ipv4Addr,
+    /// The switch's MAC (aa:bb:..); default: the first port's.
+    #[arg(long, value_parser = parse_mac)]
+    pub mac: Option<[u8; 6]>,
+    /// Receive path.
+    #[arg(long, value_enum, default_value_t = RxArg::Ring)]
+    pub rx: RxArg,
+    /// Send past the egress qdisc (faster; also skips a tc rate limit on the switch side).
+    #[arg(long)]
+    pub qdisc_bypass: bool,
+    /// MAC and neighbour aging in seconds.
+    #[arg(long, default_value_t = DEFAULT_AGING.as_secs())]
+    pub aging_secs: u64,
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("bad MAC {text:?}"));
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16).map_err(|_| format!("bad MAC {text:?}"))?;
+    }
+    Ok(mac)
+}
+
+impl L2Args {
+    /// Whether L2 mode was asked for.
+    pub fn enabled(&self) -> bool {
+        !self.ports.is_empty()
+    }
+
+    /// Opens the ports.
+    pub fn open(&self) -> std::io::Result<L2Driver> {
+        L2Driver::open(&DriverOptions {
+            ports: self.ports.clone(),
+            cpu_port: self.cpu_port.clone(),
+            ip: self.ip,
+            mac: self.mac,
+            port_options: PortOptions {
+                rx: match self.rx {
+                    RxArg::Ring => RxMode::Ring,
+                    RxArg::Recv => RxMode::Recv,
+                },
+                qdisc_bypass: self.qdisc_bypass,
+                ..PortOptions::default()
+            },
+            aging: Duration::from_secs(self.aging_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:77:0a:00:00:fe"),
+            Ok([2, 0x77, 10, 0, 0, 0xfe])
+        );
+        assert!(parse_mac("02:77:0a:00:00").is_err());
+        assert!(parse_mac("zz:77:0a:00:00:fe").is_err());
+    }
+}

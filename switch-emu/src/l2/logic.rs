@@ -1,0 +1,457 @@
+//! The sans-IO L2 switch: one frame in (port, bytes, time), a forwarding
+//! decision and any frames the switch itself originates out. It learns MACs,
+//! floods unknown and broadcast destinations, answers ARP and ICMP echo for
+//! its own IP, and hands aggregation datagrams to the one [`SwitchCore`].
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use packet_format::frame::{emit_udp, parse_udp, Endpoint};
+use packet_format::UDP_PORT;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+};
+
+use super::table::{MacTable, NeighborTable};
+use crate::core::{SwitchCore, Verdict};
+
+/// Most ports one switch drives: port sets are `u64` bitmasks.
+pub const MAX_PORTS: usize = 64;
+
+/// A set of ports (bit i = port i).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortMask(pub u64);
+
+impl PortMask {
+    /// Only `port`.
+    pub fn one(port: usize) -> Self {
+        if port < MAX_PORTS {
+            PortMask(1 << port)
+        } else {
+            PortMask(0)
+        }
+    }
+    /// Whether `port` is in the set.
+    pub fn contains(self, port: usize) -> bool {
+        port < MAX_PORTS && self.0 & (1 << port) != 0
+    }
+    /// The ports in the set, ascending.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_PORTS).filter(move |p| self.0 & (1 << p) != 0)
+    }
+}
+
+/// Identity and table settings of the switch.
+#[derive(Debug, Clone, Copy)]
+pub struct L2Config {
+    /// The switch's own MAC (source of ARP/ICMP replies and results).
+    pub mac: [u8; 6],
+    /// The switch's own IPv4 address (workers send contributions to it).
+    pub ip: Ipv4Addr,
+    /// Number of ports (at most [`MAX_PORTS`]).
+    pub ports: usize,
+    /// Aging time of MAC and neighbour entries.
+    pub aging: Duration,
+    /// The port of the switch's own kernel interface (the "CPU port", which
+    /// carries the same MAC and IP and runs the TCP control plane): frames to
+    /// the switch's MAC or IP that the dataplane does not serve go there.
+    /// Without it they are dropped.
+    pub cpu_port: Option<usize>,
+}
+
+/// What to do with the frame just handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send the frame unchanged out of these ports (possibly none).
+    Forward(PortMask),
+    /// The switch consumed (or dropped) the frame.
+    Consumed,
+}
+
+/// Frames the switch originates (ARP/ICMP replies, aggregation results),
+/// packed into one buffer to avoid an allocation per frame.
+#[derive(Debug, Default)]
+pub struct TxFrames {
+    buf: Vec<u8>,
+    frames: Vec<(Range<usize>, PortMask)>,
+}
+
+impl TxFrames {
+    /// Forgets every frame (keeps the capacity).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.frames.clear();
+    }
+    /// Number of frames queued.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+    /// The queued frames with the ports each must leave on.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], PortMask)> {
+        self.frames
+            .iter()
+            .map(|(range, ports)| (&self.buf[range.clone()], *ports))
+    }
+    fn push_with(&mut self, ports: PortMask, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        self.frames.push((start..self.buf.len(), ports));
+    }
+}
+
+/// Per-switch frame counters (the core counts aggregation outcomes itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Counters {
+    /// Frames received on any port.
+    pub frames_in: u64,
+    /// Frames forwarded to one known port.
+    pub unicast_forwarded: u64,
+    /// Frames flooded (unknown destination, broadcast, multicast).
+    pub flooded: u64,
+    /// Frames whose destination sits on the ingress port (not sent back).
+    pub filtered: u64,
+    /// ARP requests for the switch's IP answered.
+    pub arp_replies: u64,
+    /// ICMP echo requests to the switch's IP answered.
+    pub icmp_replies: u64,
+    /// Aggregation datagrams handed to the core.
+    pub agg_in: u64,
+    /// Result frames sent to workers.
+    pub agg_out: u64,
+    /// Results for a worker whose MAC is unknown (flooded with a broadcast MAC).
+    pub agg_out_flooded: u64,
+    /// Frames too short or malformed, or with a multicast source MAC.
+    pub malformed: u64,
+    /// Frames to the switch's MAC or IP that it does not serve, with no CPU port (dropped).
+    pub not_served: u64,
+    /// Frames to the switch's MAC or IP passed to the CPU port.
+    pub to_cpu: u64,
+}
+
+/// The L2 switch state (tables and counters); the aggregation state lives
+/// in the [`SwitchCore`] passed to [`L2Switch::handle_frame`].
+#[derive(Debug)]
+pub struct L2Switch {
+    config: L2Config,
+    macs: MacTable,
+    neighbors: NeighborTable,
+    counters: L2Counters,
+    result: Vec<u8>,
+}
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+impl L2Switch {
+    /// A switch with empty tables. `config.ports` is clamped to [`MAX_PORTS`].
+    pub fn new(mut config: L2Config) -> Self {
+        config.ports = config.ports.min(MAX_PORTS);
+        L2Switch {
+            macs: MacTable::new(config.aging),
+            neighbors: NeighborTable::new(config.aging),
+            config,
+            counters: L2Counters::default(),
+            result: Vec::new(),
+        }
+    }
+
+    /// The switch's identity and settings.
+    pub fn config(&self) -> &L2Config {
+        &self.config
+    }
+
+    /// Frame counters.
+    pub fn counters(&self) -> &L2Counters {
+        &self.counters
+    }
+
+    /// Drops aged table entries; call now and then (e.g. once a second).
+    pub fn expire(&mut self, now: Instant) {
+        self.macs.expire(now);
+        self.neighbors.expire(now);
+    }
+
+    fn all_ports(&self) -> PortMask {
+        if self.config.ports >= MAX_PORTS {
+            PortMask(u64::MAX)
+        } else {
+            PortMask((1u64 << self.config.ports) - 1)
+        }
+    }
+
+    fn all_but(&self, port: usize) -> PortMask {
+        PortMask(self.all_ports().0 & !PortMask::one(port).0)
+    }
+
+    /// Handles one frame received on `in_port` at `now`. Frames the switch
+    /// originates are appended to `tx`; the returned decision says where the
+    /// received frame itself goes.
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        in_port: usize,
+        frame: &[u8],
+        core: &mut SwitchCore,
+        tx: &mut TxFrames,
+    ) -> Decision {
+        self.counters.frames_in += 1;
+        if in_port >= self.config.ports {
+            self.counters.malformed += 1;
+            return Decision::Consumed;
+        }
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.counters.malformed += 1;
+            return Decision::Consumed;
+        };
+        let src = eth.src_addr();
+        let dst = eth.dst_addr();
+        if !src.is_unicast() {
+            self.counters.malformed += 1;
+            return Decision::Consumed;
+        }
+        self.macs.learn(src.0, in_port, now);
+        let to_me = dst.0 == self.config.mac;
+        match eth.ethertype() {
+            EthernetProtocol::Arp if self.handle_arp(now, in_port, eth.payload(), tx) => {
+                return Decision::Consumed;
+            }
+            EthernetProtocol::Ipv4 => {
+                if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+                    if ip.dst_addr() == self.config.ip
+                        && (to_me || dst.is_broadcast() || dst.is_multicast())
+                    {
+                        self.neighbors.learn(ip.src_addr(), src.0, now);
+                        if self.handle_local_ipv4(now, in_port, frame, core, tx) {
+                            return Decision::Consumed;
+                        }
+                        if !to_me {
+                            return self.cpu_decision(in_port);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if to_me {
+            return self.cpu_decision(in_port);
+        }
+        self.forward_decision(now, in_port, dst)
+    }
+
+    /// A frame for the switch that the dataplane does not serve: to the CPU
+    /// port if there is one (and it did not come from there), else dropped.
+    fn cpu_decision(&mut self, in_port: usize) -> Decision {
+        match self.config.cpu_port {
+            Some(cpu) if cpu != in_port && cpu < self.config.ports => {
+                self.counters.to_cpu += 1;
+                Decision::Forward(PortMask::one(cpu))
+            }
+            _ => {
+                self.counters.not_served += 1;
+                Decision::Consumed
+            }
+        }
+    }
+
+    fn forward_decision(&mut self, now: Instant, in_port: usize, dst: EthernetAddress) -> Decision {
+        if !dst.is_unicast() {
+            self.counters.flooded += 1;
+            return Decision::Forward(self.all_but(in_port));
+        }
+        match self.macs.lookup(&dst.0, now) {
+            Some(port) if port == in_port => {
+                self.counters.filtered += 1;
+                Decision::Forward(PortMask::default())
+            }
+            Some(port) => {
+                self.counters.unicast_forwarded += 1;
+                Decision::Forward(PortMask::one(port))
+            }
+            None => {
+                self.counters.flooded += 1;
+                Decision::Forward(self.all_but(in_port))
+            }
+        }
+    }
+
+    /// Learns from any ARP packet; answers requests for the switch's IP.
+    /// Returns whether the packet was such a request (and so is consumed).
+    fn handle_arp(
+        &mut self,
+        now: Instant,
+        in_port: usize,
+        payload: &[u8],
+        tx: &mut TxFrames,
+    ) -> bool {
+        let Ok(arp) = ArpPacket::new_checked(payload) else {
+            return false;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&arp)
+        else {
+            return false;
+        };
+        if source_hardware_addr.is_unicast() {
+            self.neighbors
+                .learn(source_protocol_addr, source_hardware_addr.0, now);
+        }
+        if target_protocol_addr != self.config.ip
+            || operation != ArpOperation::Request
+            || !source_hardware_addr.is_unicast()
+        {
+            return false;
+        }
+        {
+            let reply = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: EthernetAddress(self.config.mac),
+                source_protocol_addr: self.config.ip,
+                target_hardware_addr: source_hardware_addr,
+                target_protocol_addr: source_protocol_addr,
+            };
+            let eth = EthernetRepr {
+                src_addr: EthernetAddress(self.config.mac),
+                dst_addr: source_hardware_addr,
+                ethertype: EthernetProtocol::Arp,
+            };
+            tx.push_with(PortMask::one(in_port), |buf| {
+                let start = buf.len();
+                buf.resize(start + eth.buffer_len() + reply.buffer_len(), 0);
+                let mut frame = EthernetFrame::new_unchecked(&mut buf[start..]);
+                eth.emit(&mut frame);
+                reply.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+            });
+            self.counters.arp_replies += 1;
+        }
+        true
+    }
+
+    /// An IPv4 packet to the switch's IP: aggregation or ICMP echo.
+    /// Returns whether the dataplane served it.
+    fn handle_local_ipv4(
+        &mut self,
+        now: Instant,
+        in_port: usize,
+        frame: &[u8],
+        core: &mut SwitchCore,
+        tx: &mut TxFrames,
+    ) -> bool {
+        if let Ok(udp) = parse_udp(frame) {
+            if udp.dst.port != UDP_PORT {
+                return false;
+            }
+            self.counters.agg_in += 1;
+            let src = SocketAddrV4::new(udp.src.ip, udp.src.port);
+            self.result.clear();
+            match core.handle_packet(now, src, udp.payload, &mut self.result) {
+                Verdict::Multicast { job } => {
+                    let members: Vec<SocketAddrV4> =
+                        core.members(job).map(<[_]>::to_vec).unwrap_or_default();
+                    for member in members {
+                        self.send_result(now, member, tx);
+                    }
+                }
+                Verdict::Unicast { to } => self.send_result(now, to, tx),
+                Verdict::Absorbed | Verdict::Drop(_) => {}
+            }
+            return true;
+        }
+        self.answer_echo(frame, in_port, tx).is_some()
+    }
+
+    /// Emits the result in `self.result` to `to`, out of the port its MAC was
+    /// learned on; floods it (broadcast MAC) if the worker's MAC is unknown.
+    fn send_result(&mut self, now: Instant, to: SocketAddrV4, tx: &mut TxFrames) {
+        let known = self
+            .neighbors
+            .lookup(to.ip(), now)
+            .and_then(|mac| self.macs.lookup(&mac, now).map(|port| (mac, port)));
+        let (mac, ports) = match known {
+            Some((mac, port)) => (mac, PortMask::one(port)),
+            None => {
+                self.counters.agg_out_flooded += 1;
+                (BROADCAST, self.all_ports())
+            }
+        };
+        let src = Endpoint {
+            mac: self.config.mac,
+            ip: self.config.ip,
+            port: UDP_PORT,
+        };
+        let dst = Endpoint {
+            mac,
+            ip: *to.ip(),
+            port: to.port(),
+        };
+        let payload = &self.result;
+        tx.push_with(ports, |buf| emit_udp(src, dst, payload, buf));
+        self.counters.agg_out += 1;
+    }
+
+    /// Answers an ICMP echo request; `None` if the frame is not one.
+    fn answer_echo(&mut self, frame: &[u8], in_port: usize, tx: &mut TxFrames) -> Option<()> {
+        let caps = ChecksumCapabilities::default();
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let ip_repr = Ipv4Repr::parse(&ip, &caps).ok()?;
+        if ip_repr.next_header != IpProtocol::Icmp || ip.more_frags() || ip.frag_offset() != 0 {
+            return None;
+        }
+        let icmp = Icmpv4Packet::new_checked(&ip.payload()[..ip_repr.payload_len]).ok()?;
+        let Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        } = Icmpv4Repr::parse(&icmp, &caps).ok()?
+        else {
+            return None;
+        };
+        let reply = Icmpv4Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        };
+        let reply_ip = Ipv4Repr {
+            src_addr: self.config.ip,
+            dst_addr: ip_repr.src_addr,
+            next_header: IpProtocol::Icmp,
+            payload_len: reply.buffer_len(),
+            hop_limit: 64,
+        };
+        let reply_eth = EthernetRepr {
+            src_addr: EthernetAddress(self.config.mac),
+            dst_addr: eth.src_addr(),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        tx.push_with(PortMask::one(in_port), |buf| {
+            let start = buf.len();
+            let len = reply_eth.buffer_len() + reply_ip.buffer_len() + reply.buffer_len();
+            buf.resize(start + len, 0);
+            let mut out = EthernetFrame::new_unchecked(&mut buf[start..]);
+            reply_eth.emit(&mut out);
+            let mut out_ip = Ipv4Packet::new_unchecked(out.payload_mut());
+            reply_ip.emit(&mut out_ip, &caps);
+            reply.emit(
+                &mut Icmpv4Packet::new_unchecked(out_ip.payload_mut()),
+                &caps,
+            );
+        });
+        self.counters.icmp_replies += 1;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+#[path = "logic_tests.rs"]
+mod tests;

@@ -1,0 +1,376 @@
+//! Byte-level tests of the L2 switch logic.
+
+use super::*;
+use crate::core::{Config, JobSpec};
+use packet_format::{Flags, MsgType, Packet, Repr, NO_EXPONENT};
+
+const SW_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0xfe];
+const SW_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 254);
+
+fn mac(n: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0, n]
+}
+
+fn ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, n)
+}
+
+fn switch(ports: usize) -> (L2Switch, SwitchCore, TxFrames, Instant) {
+    let sw = L2Switch::new(L2Config {
+        mac: SW_MAC,
+        ip: SW_IP,
+        ports,
+        aging: Duration::from_secs(300),
+        cpu_port: None,
+    });
+    (
+        sw,
+        SwitchCore::new(Config::default()).unwrap(),
+        TxFrames::default(),
+        Instant::now(),
+    )
+}
+
+/// A raw Ethernet frame with an opaque payload.
+fn raw(src: [u8; 6], dst: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(&[0x5a; 46]);
+    f
+}
+
+fn arp(op: ArpOperation, sha: [u8; 6], spa: Ipv4Addr, dst: [u8; 6], tpa: Ipv4Addr) -> Vec<u8> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: op,
+        source_hardware_addr: EthernetAddress(sha),
+        source_protocol_addr: spa,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: tpa,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(sha),
+        dst_addr: EthernetAddress(dst),
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut buf = vec![0u8; eth.buffer_len() + repr.buffer_len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    repr.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+    buf
+}
+
+fn contribution(rank: u16, values: &[i32]) -> Vec<u8> {
+    let repr = Repr {
+        msg_type: MsgType::Contribution,
+        set: false,
+        flags: Flags::default(),
+        job_id: 7,
+        rank,
+        key: 0xdead_beef,
+        seq: 0,
+        slot: 0,
+        elem_count: values.len() as u16,
+        exponent: NO_EXPONENT,
+    };
+    let mut out = Vec::new();
+    repr.emit_to_vec(values, &mut out);
+    out
+}
+
+fn worker(n: u8) -> Endpoint {
+    Endpoint {
+        mac: mac(n),
+        ip: ip(n),
+        port: 40000 + u16::from(n),
+    }
+}
+
+fn switch_endpoint() -> Endpoint {
+    Endpoint {
+        mac: SW_MAC,
+        ip: SW_IP,
+        port: UDP_PORT,
+    }
+}
+
+fn udp_frame(from: Endpoint, to: Endpoint, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    emit_udp(from, to, payload, &mut f);
+    f
+}
+
+fn install(core: &mut SwitchCore, workers: &[u8]) {
+    core.install_job(JobSpec {
+        id: 7,
+        key: 0xdead_beef,
+        slot_base: 0,
+        slot_count: 16,
+        world: workers.len() as u16,
+        members: workers
+            .iter()
+            .map(|&n| SocketAddrV4::new(ip(n), 40000 + u16::from(n)))
+            .collect(),
+    })
+    .unwrap();
+}
+
+#[test]
+fn learns_floods_and_never_returns_to_ingress() {
+    let (mut sw, mut core, mut tx, now) = switch(4);
+    let a_to_b = raw(mac(1), mac(2), 0x0800);
+    // B unknown: flooded to every port but the ingress.
+    assert_eq!(
+        sw.handle_frame(now, 0, &a_to_b, &mut core, &mut tx),
+        Decision::Forward(PortMask(0b1110))
+    );
+    // B answers from port 2: A is known on port 0.
+    let b_to_a = raw(mac(2), mac(1), 0x0800);
+    assert_eq!(
+        sw.handle_frame(now, 2, &b_to_a, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(0))
+    );
+    assert_eq!(
+        sw.handle_frame(now, 0, &a_to_b, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(2))
+    );
+    // C on port 0 talks to A, also on port 0: nothing leaves.
+    let c_to_a = raw(mac(3), mac(1), 0x0800);
+    assert_eq!(
+        sw.handle_frame(now, 0, &c_to_a, &mut core, &mut tx),
+        Decision::Forward(PortMask(0))
+    );
+    // Broadcast: every port but the ingress.
+    let bcast = raw(mac(2), [0xff; 6], 0x88b5);
+    assert_eq!(
+        sw.handle_frame(now, 2, &bcast, &mut core, &mut tx),
+        Decision::Forward(PortMask(0b1011))
+    );
+    // After aging, A is unknown again.
+    let later = now + Duration::from_secs(301);
+    assert_eq!(
+        sw.handle_frame(later, 2, &b_to_a, &mut core, &mut tx),
+        Decision::Forward(PortMask(0b1011))
+    );
+    // Multicast source MACs and runt frames are dropped.
+    let bad = raw([0x03, 0, 0, 0, 0, 1], mac(1), 0x0800);
+    assert_eq!(
+        sw.handle_frame(now, 1, &bad, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert_eq!(
+        sw.handle_frame(now, 1, &[0u8; 10], &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert_eq!(sw.counters().malformed, 2);
+    assert!(tx.is_empty());
+}
+
+#[test]
+fn answers_arp_for_its_ip_and_floods_other_arp() {
+    let (mut sw, mut core, mut tx, now) = switch(3);
+    let req = arp(ArpOperation::Request, mac(1), ip(1), [0xff; 6], SW_IP);
+    assert_eq!(
+        sw.handle_frame(now, 1, &req, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    let frames: Vec<_> = tx.iter().collect();
+    assert_eq!(frames.len(), 1);
+    let (bytes, ports) = frames[0];
+    assert_eq!(ports, PortMask::one(1));
+    let eth = EthernetFrame::new_checked(bytes).unwrap();
+    assert_eq!(eth.dst_addr().0, mac(1));
+    assert_eq!(eth.src_addr().0, SW_MAC);
+    let reply = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap();
+    assert_eq!(
+        reply,
+        ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: EthernetAddress(SW_MAC),
+            source_protocol_addr: SW_IP,
+            target_hardware_addr: EthernetAddress(mac(1)),
+            target_protocol_addr: ip(1),
+        }
+    );
+    tx.clear();
+    // An ARP request for another host is flooded, not answered.
+    let other = arp(ArpOperation::Request, mac(1), ip(1), [0xff; 6], ip(2));
+    assert_eq!(
+        sw.handle_frame(now, 1, &other, &mut core, &mut tx),
+        Decision::Forward(PortMask(0b101))
+    );
+    assert!(tx.is_empty());
+    assert_eq!(sw.counters().arp_replies, 1);
+}
+
+#[test]
+fn answers_icmp_echo_with_valid_checksums() {
+    let (mut sw, mut core, mut tx, now) = switch(2);
+    let caps = ChecksumCapabilities::default();
+    let echo = Icmpv4Repr::EchoRequest {
+        ident: 0x1234,
+        seq_no: 9,
+        data: b"ping-data",
+    };
+    let ip_repr = Ipv4Repr {
+        src_addr: ip(1),
+        dst_addr: SW_IP,
+        next_header: IpProtocol::Icmp,
+        payload_len: echo.buffer_len(),
+        hop_limit: 64,
+    };
+    let eth_repr = EthernetRepr {
+        src_addr: EthernetAddress(mac(1)),
+        dst_addr: EthernetAddress(SW_MAC),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; 14 + 20 + echo.buffer_len()];
+    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth_repr.emit(&mut f);
+    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
+    ip_repr.emit(&mut p, &caps);
+    echo.emit(&mut Icmpv4Packet::new_unchecked(p.payload_mut()), &caps);
+
+    assert_eq!(
+        sw.handle_frame(now, 1, &buf, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    let (bytes, ports) = tx.iter().next().unwrap();
+    assert_eq!(ports, PortMask::one(1));
+    let eth = EthernetFrame::new_checked(bytes).unwrap();
+    assert_eq!(eth.dst_addr().0, mac(1));
+    let ipp = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    let parsed_ip = Ipv4Repr::parse(&ipp, &caps).unwrap(); // verifies the checksum
+    assert_eq!((parsed_ip.src_addr, parsed_ip.dst_addr), (SW_IP, ip(1)));
+    let icmp = Icmpv4Packet::new_checked(ipp.payload()).unwrap();
+    assert_eq!(
+        Icmpv4Repr::parse(&icmp, &caps).unwrap(),
+        Icmpv4Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 9,
+            data: b"ping-data",
+        }
+    );
+    assert_eq!(sw.counters().icmp_replies, 1);
+}
+
+#[test]
+fn aggregation_results_go_to_each_workers_port() {
+    let (mut sw, mut core, mut tx, now) = switch(3);
+    install(&mut core, &[1, 2]);
+    // Workers resolve the switch first: that teaches the switch their MACs.
+    for (port, n) in [(0usize, 1u8), (2, 2)] {
+        let req = arp(ArpOperation::Request, mac(n), ip(n), [0xff; 6], SW_IP);
+        sw.handle_frame(now, port, &req, &mut core, &mut tx);
+    }
+    tx.clear();
+    let first = udp_frame(worker(1), switch_endpoint(), &contribution(0, &[1, -2, 3]));
+    assert_eq!(
+        sw.handle_frame(now, 0, &first, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert!(tx.is_empty());
+    let second = udp_frame(
+        worker(2),
+        switch_endpoint(),
+        &contribution(1, &[10, 20, 30]),
+    );
+    assert_eq!(
+        sw.handle_frame(now, 2, &second, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    let frames: Vec<_> = tx.iter().collect();
+    assert_eq!(frames.len(), 2);
+    for ((bytes, ports), (port, n)) in frames.into_iter().zip([(0usize, 1u8), (2, 2)]) {
+        assert_eq!(ports, PortMask::one(port));
+        let udp = parse_udp(bytes).unwrap(); // verifies IPv4 and UDP checksums
+        assert_eq!(udp.src, switch_endpoint());
+        assert_eq!(udp.dst, worker(n));
+        let pkt = Packet::new_checked(udp.payload).unwrap();
+        let repr = Repr::parse(&pkt).unwrap();
+        assert_eq!(repr.msg_type, MsgType::Result);
+        assert_eq!(repr.elem_count, 3);
+        let sums: Vec<i32> = (0..3).map(|i| pkt.element(i).unwrap()).collect();
+        assert_eq!(sums, vec![11, 18, 33]);
+    }
+    assert_eq!(sw.counters().agg_in, 2);
+    assert_eq!(sw.counters().agg_out, 2);
+}
+
+#[test]
+fn result_for_unknown_worker_is_flooded_with_broadcast_mac() {
+    let (mut sw, mut core, mut tx, now) = switch(3);
+    install(&mut core, &[1, 2]);
+    let first = udp_frame(worker(1), switch_endpoint(), &contribution(0, &[5]));
+    sw.handle_frame(now, 0, &first, &mut core, &mut tx);
+    // Worker 1's entries age out before worker 2 completes the slot.
+    let later = now + Duration::from_secs(301);
+    let second = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[6]));
+    sw.handle_frame(later, 2, &second, &mut core, &mut tx);
+    let frames: Vec<_> = tx.iter().collect();
+    assert_eq!(frames.len(), 2);
+    let (to_w1, ports) = frames[0];
+    assert_eq!(ports, PortMask(0b111));
+    let udp = parse_udp(to_w1).unwrap();
+    assert_eq!(udp.dst.mac, [0xff; 6]);
+    assert_eq!((udp.dst.ip, udp.dst.port), (ip(1), worker(1).port));
+    assert_eq!(frames[1].1, PortMask::one(2));
+    assert_eq!(sw.counters().agg_out_flooded, 1);
+}
+
+#[test]
+fn frames_to_the_switch_it_does_not_serve_are_dropped() {
+    let (mut sw, mut core, mut tx, now) = switch(2);
+    let mut other_port = switch_endpoint();
+    other_port.port = 9999;
+    let f = udp_frame(worker(1), other_port, b"x");
+    assert_eq!(
+        sw.handle_frame(now, 0, &f, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    let to_mac = raw(mac(1), SW_MAC, 0x88b5);
+    assert_eq!(
+        sw.handle_frame(now, 0, &to_mac, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert_eq!(sw.counters().not_served, 2);
+    assert!(tx.is_empty());
+}
+
+#[test]
+fn unserved_traffic_for_the_switch_goes_to_the_cpu_port() {
+    let (sw0, mut core, mut tx, now) = switch(3);
+    let mut sw = L2Switch::new(L2Config {
+        cpu_port: Some(2),
+        ..*sw0.config()
+    });
+    // TCP-like traffic to the control port: to the CPU port.
+    let mut control = switch_endpoint();
+    control.port = packet_format::CONTROL_PORT;
+    let f = udp_frame(worker(1), control, b"x");
+    assert_eq!(
+        sw.handle_frame(now, 0, &f, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(2))
+    );
+    // An ARP reply to the switch (the kernel's resolution of a worker) too.
+    let reply = arp(ArpOperation::Reply, mac(1), ip(1), SW_MAC, SW_IP);
+    assert_eq!(
+        sw.handle_frame(now, 0, &reply, &mut core, &mut tx),
+        Decision::Forward(PortMask::one(2))
+    );
+    // The CPU port's own frames to the switch MAC are not looped back.
+    let from_cpu = raw(mac(5), SW_MAC, 0x88b5);
+    assert_eq!(
+        sw.handle_frame(now, 2, &from_cpu, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    // ARP requests for the switch IP are still answered by the dataplane.
+    let req = arp(ArpOperation::Request, mac(1), ip(1), [0xff; 6], SW_IP);
+    assert_eq!(
+        sw.handle_frame(now, 0, &req, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert_eq!(tx.len(), 1);
+    assert_eq!(sw.counters().to_cpu, 2);
+}

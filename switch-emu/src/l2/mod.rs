@@ -1,0 +1,16 @@
+//! The switch on real interfaces: an L2 learning switch whose own IP address
+//! serves in-network aggregation.
+//!
+//! - [`logic`]: the sans-IO switch (MAC learning, flooding, ARP/ICMP for its
+//!   own IP, aggregation frames handed to the one [`crate::core::SwitchCore`]).
+//! - [`table`]: the MAC and neighbour tables it keeps.
+//! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
+//! - [`run`]: the event loop tying ports, the core and the control plane together.
+
+pub mod cli;
+pub mod logic;
+pub mod port;
+pub mod run;
+pub mod table;
+
+pub use logic::{Decision, L2Config, L2Counters, L2Switch, PortMask, TxFrames, MAX_PORTS};

@@ -1,0 +1,134 @@
+//! The two tables an L2 switch with its own IP address keeps: where each MAC
+//! address was last seen (for forwarding), and which MAC each IPv4 neighbour
+//! uses (to address aggregation results to a worker's MAC).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// Default MAC aging time, as Linux bridges and most switches (300 s).
+pub const DEFAULT_AGING: Duration = Duration::from_secs(300);
+
+/// MAC address -> (port, last seen). An entry older than the aging time is
+/// treated as unknown, so a host that moved is found again by flooding.
+#[derive(Debug)]
+pub struct MacTable {
+    entries: HashMap<[u8; 6], (usize, Instant)>,
+    aging: Duration,
+}
+
+impl MacTable {
+    /// An empty table whose entries expire `aging` after they were last refreshed.
+    pub fn new(aging: Duration) -> Self {
+        MacTable {
+            entries: HashMap::new(),
+            aging,
+        }
+    }
+
+    /// Records that `mac` sent a frame on `port` at `now`.
+    pub fn learn(&mut self, mac: [u8; 6], port: usize, now: Instant) {
+        self.entries.insert(mac, (port, now));
+    }
+
+    /// The port `mac` was last seen on, unless the entry has aged out.
+    pub fn lookup(&self, mac: &[u8; 6], now: Instant) -> Option<usize> {
+        self.entries
+            .get(mac)
+            .filter(|(_, seen)| now.saturating_duration_since(*seen) < self.aging)
+            .map(|(port, _)| *port)
+    }
+
+    /// Removes aged entries (called periodically so the table stays bounded).
+    pub fn expire(&mut self, now: Instant) {
+        let aging = self.aging;
+        self.entries
+            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < aging);
+    }
+
+    /// Number of entries (aged or not).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// IPv4 address -> MAC address, learned from ARP and from IPv4 frames sent
+/// to the switch. Entries age like the MAC table.
+#[derive(Debug)]
+pub struct NeighborTable {
+    entries: HashMap<Ipv4Addr, ([u8; 6], Instant)>,
+    aging: Duration,
+}
+
+impl NeighborTable {
+    /// An empty table.
+    pub fn new(aging: Duration) -> Self {
+        NeighborTable {
+            entries: HashMap::new(),
+            aging,
+        }
+    }
+
+    /// Records that `ip` uses `mac`.
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: Instant) {
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return;
+        }
+        self.entries.insert(ip, (mac, now));
+    }
+
+    /// The MAC address of `ip`, unless unknown or aged.
+    pub fn lookup(&self, ip: &Ipv4Addr, now: Instant) -> Option<[u8; 6]> {
+        self.entries
+            .get(ip)
+            .filter(|(_, seen)| now.saturating_duration_since(*seen) < self.aging)
+            .map(|(mac, _)| *mac)
+    }
+
+    /// Removes aged entries.
+    pub fn expire(&mut self, now: Instant) {
+        let aging = self.aging;
+        self.entries
+            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < aging);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_entries_age_out() {
+        let t0 = Instant::now();
+        let mut t = MacTable::new(Duration::from_secs(10));
+        t.learn([2, 0, 0, 0, 0, 1], 3, t0);
+        assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], t0), Some(3));
+        assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 2], t0), None);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], later), None);
+        t.learn([2, 0, 0, 0, 0, 1], 1, later);
+        assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], later), Some(1));
+        t.expire(later + Duration::from_secs(11));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn neighbors_ignore_non_unicast() {
+        let t0 = Instant::now();
+        let mut n = NeighborTable::new(Duration::from_secs(10));
+        n.learn(Ipv4Addr::UNSPECIFIED, [2, 0, 0, 0, 0, 1], t0);
+        n.learn(Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 1], t0);
+        assert_eq!(n.lookup(&Ipv4Addr::UNSPECIFIED, t0), None);
+        assert_eq!(
+            n.lookup(&Ipv4Addr::new(10, 0, 0, 1), t0),
+            Some([2, 0, 0, 0, 0, 1])
+        );
+        n.expire(t0 + Duration::from_secs(10));
+        assert_eq!(n.lookup(&Ipv4Addr::new(10, 0, 0, 1), t0), None);
+    }
+}

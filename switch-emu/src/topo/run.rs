@@ -1,0 +1,227 @@
+//! `topo run`: the switch in the switch namespace, one command per worker
+//! namespace, with `{rank}`, `{world}`, `{ip}`, `{switch}` (switch IP),
+//! `{control}` (switch IP:control port) and `{netns}` substituted.
+
+use std::net::SocketAddrV4;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use packet_format::CONTROL_PORT;
+
+use super::{sh, TopoError, Topology};
+
+/// The command line of `switch-emu serve` for a topology (program first).
+pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<String> {
+    let mut cmd = vec![
+        "ip".to_owned(),
+        "netns".into(),
+        "exec".into(),
+        topo.switch_netns.clone(),
+        program.to_owned(),
+        "serve".into(),
+    ];
+    for port in topo.switch_ports() {
+        cmd.push("--port".into());
+        cmd.push(port);
+    }
+    cmd.extend([
+        "--cpu-port".into(),
+        topo.cpu_port.clone(),
+        "--ip".into(),
+        topo.switch_ip.to_string(),
+        "--mac".into(),
+        topo.switch_mac.clone(),
+        "--control".into(),
+        SocketAddrV4::new(topo.switch_ip, CONTROL_PORT).to_string(),
+    ]);
+    cmd.extend(extra.iter().cloned());
+    cmd
+}
+
+/// A switch process in a topology, killed (by pid) on drop.
+#[derive(Debug)]
+pub struct SwitchProcess {
+    child: Child,
+}
+
+impl SwitchProcess {
+    /// Starts `switch-emu serve` (binary `program`) inside the switch
+    /// namespace and waits until it answers ARP/ICMP from worker 0 and its
+    /// control port accepts connections.
+    pub fn start(topo: &Topology, program: &str, extra: &[String]) -> Result<Self, TopoError> {
+        let cmd = serve_command(topo, program, extra);
+        let child = Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .spawn()?;
+        let mut sw = SwitchProcess { child };
+        sw.wait_ready(topo, Duration::from_secs(20))?;
+        Ok(sw)
+    }
+
+    fn wait_ready(&mut self, topo: &Topology, limit: Duration) -> Result<(), TopoError> {
+        let start = Instant::now();
+        let ip = topo.switch_ip.to_string();
+        let probe_ns = topo.workers.first().map(|w| w.netns.clone());
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(TopoError::Command {
+                    cmd: "switch-emu serve".into(),
+                    stderr: format!("exited early with {status}"),
+                });
+            }
+            let ping_ok = match &probe_ns {
+                Some(ns) => {
+                    sh(&["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "-q", &ip]).is_ok()
+                }
+                None => true,
+            };
+            let tcp = format!(": </dev/tcp/{ip}/{CONTROL_PORT}");
+            let ctl_ok = sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &topo.switch_netns,
+                "bash",
+                "-c",
+                &tcp,
+            ])
+            .is_ok();
+            if ping_ok && ctl_ok {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(TopoError::Command {
+                    cmd: "switch-emu serve".into(),
+                    stderr: "switch not ready (no ICMP echo reply or control port)".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The switch's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the switch (SIGTERM, then SIGKILL after a second) and reaps it.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = sh(&["kill", "-TERM", &pid]);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SwitchProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Replaces the placeholders in one argument for worker `rank`.
+pub fn substitute(arg: &str, topo: &Topology, rank: usize) -> String {
+    let w = &topo.workers[rank];
+    arg.replace("{rank}", &rank.to_string())
+        .replace("{world}", &topo.workers.len().to_string())
+        .replace("{ip}", &w.ip.to_string())
+        .replace("{switch}", &topo.switch_ip.to_string())
+        .replace(
+            "{control}",
+            &SocketAddrV4::new(topo.switch_ip, CONTROL_PORT).to_string(),
+        )
+        .replace("{netns}", &w.netns)
+}
+
+/// Runs `cmd` (with substitutions) in every worker namespace at once and
+/// waits for all; returns each worker's output, by rank.
+pub fn run_workers(topo: &Topology, cmd: &[String]) -> Result<Vec<Output>, TopoError> {
+    if cmd.is_empty() {
+        return Err(TopoError::BadSpec("no command given".into()));
+    }
+    let mut children = Vec::new();
+    for w in &topo.workers {
+        let args: Vec<String> = cmd.iter().map(|a| substitute(a, topo, w.rank)).collect();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &w.netns])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        children.push(child);
+    }
+    let mut outputs = Vec::new();
+    for child in children {
+        outputs.push(child.wait_with_output()?);
+    }
+    Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{TopoSpec, WorkerNode};
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn topo() -> Topology {
+        Topology {
+            spec: TopoSpec {
+                name: "t".into(),
+                workers: 1,
+                rate: None,
+                mtu: None,
+                loss: None,
+            },
+            switch_netns: "t-sw".into(),
+            switch_ip: Ipv4Addr::new(10, 77, 3, 254),
+            switch_mac: "02:77:03:00:00:fe".into(),
+            prefix_len: 24,
+            cpu_iface: "ctl".into(),
+            cpu_port: "pctl".into(),
+            workers: vec![WorkerNode {
+                rank: 0,
+                netns: "t-w0".into(),
+                iface: "eth0".into(),
+                ip: Ipv4Addr::new(10, 77, 3, 1),
+                switch_port: "p0".into(),
+            }],
+            namespaces: vec!["t-sw".into(), "t-w0".into()],
+        }
+    }
+
+    #[test]
+    fn substitutes_placeholders() {
+        let t = topo();
+        assert_eq!(
+            substitute(
+                "--rank {rank} --world {world} --bind {ip}:0 --switch {switch} {control} {netns}",
+                &t,
+                0
+            ),
+            "--rank 0 --world 1 --bind 10.77.3.1:0 --switch 10.77.3.254 10.77.3.254:48865 t-w0"
+        );
+    }
+
+    #[test]
+    fn serve_command_lists_every_port() {
+        let cmd = serve_command(&topo(), "switch-emu", &[]);
+        let line = cmd.join(" ");
+        assert!(line.starts_with(
+            "ip netns exec t-sw switch-emu serve --port p0 --port pctl --cpu-port pctl"
+        ));
+        assert!(
+            line.contains("--ip 10.77.3.254 --mac 02:77:03:00:00:fe --control 10.77.3.254:48865")
+        );
+    }
+}
