@@ -4,9 +4,12 @@
 //! with a simulated clock and seeded faults on every link, so that a whole
 //! allreduce under loss, duplication and reordering runs in milliseconds and
 //! replays exactly from its seed.
+//!
+//! [`procs`] runs the real binaries on loopback for the system tests.
 #![deny(unsafe_code)]
 
 pub mod link;
+pub mod procs;
 pub mod sim;
 
 pub use link::LinkFaults;
