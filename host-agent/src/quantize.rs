@@ -114,6 +114,32 @@ pub fn clamp_limit(world: u16) -> i32 {
 /// rounding to nearest, ties to even. `out` must be as long as `block`.
 pub fn quantize(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
     debug_assert_eq!(block.len(), out.len());
+    if limit < 0 {
+        // Not a limit any caller uses; kept with its literal meaning.
+        return quantize_plain(block, f, limit, out);
+    }
+    // Rounding, clamping and conversion all act on the biased value
+    // `t = y + 1.5 * 2^52`: while `|y| < 2^51` it is exactly the rounded
+    // integer plus the bias, with the integer in its low 32 bits (two's
+    // complement). Clamping `t` to `bias + [-limit, limit]` equals clamping
+    // the rounded value (a larger `|y|` lands outside either way), and
+    // reading the low bits replaces the saturating `as i32`, which does not
+    // vectorize. NaN (only from a NaN or infinite `f`) becomes the bias,
+    // i.e. 0, as in `quantize_plain`.
+    let limit = f64::from(limit);
+    let hi = ROUNDING_BIAS + limit;
+    let lo = ROUNDING_BIAS - limit;
+    for (q, &x) in out.iter_mut().zip(block) {
+        let t = f64::from(x) * f + ROUNDING_BIAS;
+        let t = if t > hi { hi } else { t };
+        let t = if t < lo { lo } else { t };
+        let t = if t.is_nan() { ROUNDING_BIAS } else { t };
+        *q = t.to_bits() as i32;
+    }
+}
+
+/// [`quantize`] written out directly: the definition the fast loop must match.
+fn quantize_plain(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
     let hi = f64::from(limit);
     let lo = -hi;
     for (q, &x) in out.iter_mut().zip(block) {
@@ -263,6 +289,58 @@ mod tests {
         for (x, y) in block.iter().zip(&back) {
             let exact = f64::from(*x);
             assert!((f64::from(*y) - exact).abs() <= error_bound(3, e, exact));
+        }
+    }
+
+    #[test]
+    fn fast_quantize_matches_the_plain_definition() {
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            f32::MAX,
+            -f32::MAX,
+            f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        // Every quarter around the clamp limits and rounding ties.
+        values.extend((-420..=420).map(|k| k as f32 * 0.25));
+        let mut bits = 0x1234_5678u32;
+        for _ in 0..2000 {
+            bits = bits.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            values.push(f32::from_bits(bits));
+        }
+        let scales = [
+            1.0,
+            0.25,
+            3.0,
+            1e-30,
+            1e30,
+            2f64.powi(51),
+            2f64.powi(52),
+            f64::MAX,
+            f64::INFINITY,
+            f64::NAN,
+            scale(3, 0),
+            scale(32, -149),
+            scale(1, 128),
+        ];
+        let limits = [0, 1, 100, clamp_limit(3), i32::MAX, -1, -5, i32::MIN];
+        for &f in &scales {
+            for &limit in &limits {
+                let mut fast = vec![0; values.len()];
+                let mut plain = vec![0; values.len()];
+                quantize(&values, f, limit, &mut fast);
+                quantize_plain(&values, f, limit, &mut plain);
+                assert_eq!(fast, plain, "f = {f}, limit = {limit}");
+            }
         }
     }
 

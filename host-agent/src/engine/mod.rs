@@ -67,6 +67,7 @@
 mod config;
 mod error;
 mod op;
+mod timers;
 mod window;
 
 use std::collections::VecDeque;

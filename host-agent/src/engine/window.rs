@@ -2,9 +2,10 @@
 //! the bytes of the packet in flight there so that a retransmission is
 //! byte-identical, its retransmission timer and its backoff.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::timers::Timers;
 
 /// One window position.
 #[derive(Debug)]
@@ -25,16 +26,13 @@ struct Entry {
     due: bool,
 }
 
-/// A timer: (deadline, packet counter, transmission it belongs to).
-type Timer = Reverse<(Instant, u64, u32)>;
-
 /// The in-flight state of all window positions.
 #[derive(Debug)]
 pub(crate) struct Window {
     entries: Vec<Entry>,
     /// Retransmission timers; entries whose packet got its result or was
     /// resent are left in place and skipped (the top is always live).
-    timers: BinaryHeap<Timer>,
+    timers: Timers,
     /// Packets whose timer fired, in firing order, to be resent.
     due: VecDeque<u64>,
     initial_rto: Duration,
@@ -57,7 +55,7 @@ impl Window {
             .collect();
         Window {
             entries,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             due: VecDeque::new(),
             initial_rto,
             max_rto,
@@ -115,7 +113,7 @@ impl Window {
         entry.rto = rto;
         entry.transmissions = 1;
         entry.due = false;
-        self.timers.push(Reverse((now + rto, counter, 1)));
+        self.timers.push((now + rto, counter, 1));
         entry.bytes.clear();
         &mut entry.bytes
     }
@@ -131,7 +129,7 @@ impl Window {
     /// Fires every timer due at `now`: the packet is queued for
     /// retransmission and its timeout doubles (up to the cap).
     pub(crate) fn expire(&mut self, now: Instant) {
-        while let Some(&Reverse((deadline, counter, transmissions))) = self.timers.peek() {
+        while let Some((deadline, counter, transmissions)) = self.timers.peek() {
             if deadline > now {
                 break;
             }
@@ -158,7 +156,7 @@ impl Window {
                 entry.due = false;
                 entry.transmissions += 1;
                 self.timers
-                    .push(Reverse((now + entry.rto, counter, entry.transmissions)));
+                    .push((now + entry.rto, counter, entry.transmissions));
                 return Some(&self.entries[position].bytes);
             }
         }
@@ -167,9 +165,7 @@ impl Window {
 
     /// Earliest live retransmission deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers
-            .peek()
-            .map(|Reverse((deadline, _, _))| *deadline)
+        self.timers.peek().map(|(deadline, _, _)| deadline)
     }
 
     /// Absolute slots of packets waiting for their result, in slot order.
@@ -194,7 +190,7 @@ impl Window {
 
     /// Drops dead timers from the top so that `next_deadline` is exact.
     fn prune(&mut self) {
-        while let Some(&Reverse((_, counter, transmissions))) = self.timers.peek() {
+        while let Some((_, counter, transmissions)) = self.timers.peek() {
             let entry = &self.entries[self.position(counter)];
             if entry.waiting
                 && entry.counter == counter
