@@ -4,9 +4,14 @@
 //! with a simulated clock and seeded faults on every link, so that a whole
 //! allreduce under loss, duplication and reordering runs in milliseconds and
 //! replays exactly from its seed.
+//!
+//! [`bins`] starts the workspace's binaries as child processes (and kills
+//! them when a test fails); [`pcapfile`] reads the switch's captures.
 #![deny(unsafe_code)]
 
+pub mod bins;
 pub mod link;
+pub mod pcapfile;
 pub mod sim;
 
 pub use link::LinkFaults;
