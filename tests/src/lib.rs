@@ -6,10 +6,12 @@
 //! replays exactly from its seed.
 //!
 //! [`bins`] starts the workspace's binaries as child processes (and kills
-//! them when a test fails); [`pcapfile`] reads the switch's captures.
+//! them when a test fails); [`pcapfile`] reads the switch's captures;
+//! [`jobs`] runs jobs of in-process agents with checked results.
 #![deny(unsafe_code)]
 
 pub mod bins;
+pub mod jobs;
 pub mod link;
 pub mod pcapfile;
 pub mod sim;
