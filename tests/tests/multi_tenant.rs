@@ -113,12 +113,15 @@ enum Note {
     },
 }
 
+/// A rank and the bits of its float results, per iteration.
+type RankResults = (u16, Vec<Vec<u32>>);
+
 /// What the test has heard from the workers.
 #[derive(Default)]
 struct Books {
     params: HashMap<usize, JobParams>,
     members: HashMap<usize, Vec<SocketAddrV4>>,
-    finished: HashMap<usize, Vec<(u16, Vec<Vec<u32>>)>>,
+    finished: HashMap<usize, Vec<RankResults>>,
     joined: usize,
     a_first_done: bool,
 }
@@ -303,7 +306,7 @@ fn header(d: &Captured) -> Option<Repr> {
     Repr::parse(&Packet::new_checked(&d.payload[..]).ok()?).ok()
 }
 
-fn job_view<'a>(report: &'a StatusReport, id: u16) -> &'a switch_emu::control::status::JobView {
+fn job_view(report: &StatusReport, id: u16) -> &switch_emu::control::status::JobView {
     report
         .jobs
         .iter()
