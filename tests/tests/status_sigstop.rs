@@ -103,7 +103,7 @@ fn status_names_the_stopped_rank() {
         assert_eq!(row[5], "0,2", "contributed column in:\n{table}");
     }
     assert!(
-        table.contains(&format!("{}", silent.address)),
+        table.contains(&silent.address),
         "member addresses in:\n{table}"
     );
 
