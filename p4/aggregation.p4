@@ -2,8 +2,8 @@
  *
  * A Tofino 1 stateful ALU updates a 64-bit register word (two 32-bit lanes)
  * per pass but returns only one 32-bit value. 32 pair registers therefore
- * add all 64 lanes in one pass (4 per stage over 8 stages) but can only hand
- * back half of a result: the "first" lane of each pair in the pass that
+ * add all 64 lanes in one pass (4 per stage, stages 5-12 of 12) but can
+ * only hand back half of a result: the "first" lane of each pair in the pass that
  * completes the slot (or answers a retransmission) and the "second" lane in
  * a second pass after recirculation (AGG_HARVEST). The pairing puts the
  * 32-element chunk (d32) in the second lanes, so payloads of fewer than 32
@@ -66,9 +66,13 @@ control Processor(inout value_t first, inout value_t second, in ina_md_t md) {
         second = sum_read_second.execute(md.pool);
     }
 
+    // A joining packet adds only if its rank had not joined the round yet
+    // (already == 0); a retransmission into an incomplete round is then
+    // dropped by next_step without touching the sums.
     table process {
         key = {
-            md.agg_op : exact;
+            md.agg_op : ternary;
+            md.already : ternary;
         }
         actions = {
             do_write;
@@ -78,13 +82,13 @@ control Processor(inout value_t first, inout value_t second, in ina_md_t md) {
             @defaultonly NoAction;
         }
         const entries = {
-            AGG_WRITE : do_write();
-            AGG_ADD : do_add();
-            AGG_READ : do_read();
-            AGG_HARVEST : do_harvest();
+            (AGG_WRITE, _) : do_write();
+            (AGG_ADD, 0) : do_add();
+            (AGG_READ, _) : do_read();
+            (AGG_HARVEST, _) : do_harvest();
         }
         const default_action = NoAction();
-        size = 4;
+        size = 8;
     }
 
     apply {

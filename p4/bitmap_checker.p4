@@ -1,19 +1,20 @@
-/* Round sequence check and contribution bitmaps (Tofino).
+/* Seen bitmaps with the set0/set1 clear rule (Tofino, stage 4 of 12), and
+ * the classification of the packet for the aggregation processors.
  *
- * State per (slot, set) in `rounds`: the round's seq and a tag that is 0
- * while the state is invalid (reset at lease) and otherwise
- * ROUND_TAG_VALID | elem_count. State per slot in `bitmap`: the seen
- * bitmaps of set 0 (first) and set 1 (second) in one 64-bit word, so that
- * setting rank r's bit in one set clears it in the other in the same
- * stateful ALU operation (the set0/set1 clear rule).
+ * Per slot one 64-bit word holds the seen bitmaps of set 0 (first) and
+ * set 1 (second), so that setting rank r's bit in one set clears it in the
+ * other in the same stateful-ALU operation. Every update is unconditional
+ * (no comparison in the ALU): whether a packet may join was decided by the
+ * round and completion stages before, and joining is idempotent for a
+ * retransmission (its bit is set here and already clear in the other set).
  *
- * The core's order is bitmap first, then sequence; a Tofino register can be
- * touched once per pass, so here the sequence register comes first and
- * starts a round as soon as a valid-and-newer (or first) seq arrives. That
- * equals the core whenever the set's bitmap is empty when a newer seq
- * arrives, which holds for every member that follows the protocol: rank r
- * sends round p+2W only after the result of p+W, and every rank's p+W
- * contribution cleared its bit of p's set. See p4/README.md ("Deviations").
+ * Classification by (set, seq code, joined mask before this packet):
+ *   new round              -> start: bitmap = bit, clear bit in the other set; AGG_WRITE
+ *   same seq, tag differs  -> length_mismatch (joined_before is 0)
+ *   same seq, all joined   -> read only; AGG_READ (next_step answers if the
+ *                             rank's bit is still set, else stale_sequence)
+ *   same seq, in progress  -> join: set bit, clear it in the other set; AGG_ADD
+ *   older seq              -> stale_sequence
  */
 #ifndef _INA_BITMAP_CHECKER_P4_
 #define _INA_BITMAP_CHECKER_P4_
@@ -24,152 +25,120 @@
 
 control BitmapChecker(in headers_t hdr, inout ina_md_t md) {
 
-    Register<round_t, pool_index_t>(INA_POOL_SIZE) rounds;
-
-    RegisterAction<round_t, pool_index_t, bit<32>>(rounds) check_round = {
-        void apply(inout round_t value, out bit<32> code) {
-            code = (bit<32>)SEQ_OLD;
-            if (value.tag == 0 || (int<32>)(hdr.agg.seq - value.seq) > 0) {
-                // First use since the lease, or serial-newer: a round starts.
-                value.seq = hdr.agg.seq;
-                value.tag = md.round_tag;
-                code = (bit<32>)SEQ_NEW;
-            } else if (value.seq == hdr.agg.seq) {
-                if (value.tag == md.round_tag) {
-                    code = (bit<32>)SEQ_SAME;
-                } else {
-                    code = (bit<32>)SEQ_SAME_OTHER_LEN;
-                }
-            }
-        }
-    };
-
     Register<bitmap_pair_t, slot_index_t>(INA_SLOTS) bitmap;
 
-    // New round: only an empty bitmap may start one (the core's rule).
     RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) start_set0 = {
         void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
             before = value.first;
-            if (value.first == 0) {
-                value.first = md.worker_bit;
-                value.second = value.second & ~md.worker_bit;
-            }
+            value.first = md.worker_bit;
+            value.second = value.second & ~md.worker_bit;
         }
     };
 
     RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) start_set1 = {
         void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
             before = value.second;
-            if (value.second == 0) {
-                value.second = md.worker_bit;
-                value.first = value.first & ~md.worker_bit;
-            }
+            value.first = value.first & ~md.worker_bit;
+            value.second = md.worker_bit;
         }
     };
 
-    // Round in progress: a rank not yet seen joins (join_bit is 0 when the
-    // element count differs, which makes the update a no-op). A
-    // retransmission (bit already set) changes nothing, not even the other set.
     RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) join_set0 = {
         void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
             before = value.first;
-            if (value.first != 0 && (value.first & md.worker_bit) == 0) {
-                value.first = value.first | md.join_bit;
-                value.second = value.second & ~md.join_bit;
-            }
+            value.first = value.first | md.worker_bit;
+            value.second = value.second & ~md.worker_bit;
         }
     };
 
     RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) join_set1 = {
         void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
             before = value.second;
-            if (value.second != 0 && (value.second & md.worker_bit) == 0) {
-                value.second = value.second | md.join_bit;
-                value.first = value.first & ~md.join_bit;
-            }
+            value.first = value.first & ~md.worker_bit;
+            value.second = value.second | md.worker_bit;
         }
     };
 
-    action do_check_round() {
-        md.seq_code = (bit<8>)check_round.execute(md.pool);
-    }
+    RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) read_set0 = {
+        void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
+            before = value.first;
+        }
+    };
+
+    RegisterAction<bitmap_pair_t, slot_index_t, worker_bitmap_t>(bitmap) read_set1 = {
+        void apply(inout bitmap_pair_t value, out worker_bitmap_t before) {
+            before = value.second;
+        }
+    };
 
     action do_start_set0() {
         md.bitmap_before = start_set0.execute(md.slot_index);
+        md.agg_op = AGG_WRITE;
     }
     action do_start_set1() {
         md.bitmap_before = start_set1.execute(md.slot_index);
+        md.agg_op = AGG_WRITE;
     }
     action do_join_set0() {
         md.bitmap_before = join_set0.execute(md.slot_index);
+        md.agg_op = AGG_ADD;
     }
     action do_join_set1() {
         md.bitmap_before = join_set1.execute(md.slot_index);
+        md.agg_op = AGG_ADD;
+    }
+    action do_read_set0() {
+        md.bitmap_before = read_set0.execute(md.slot_index);
+        md.agg_op = AGG_READ;
+    }
+    action do_read_set1() {
+        md.bitmap_before = read_set1.execute(md.slot_index);
+        md.agg_op = AGG_READ;
+    }
+    action length_mismatch() {
+        md.drop_reason = DROP_LENGTH_MISMATCH;
+    }
+    action stale() {
+        md.drop_reason = DROP_STALE_SEQUENCE;
     }
 
     table update_bitmap {
         key = {
-            hdr.agg.set : exact;
-            md.seq_code : exact;
+            hdr.agg.set : ternary;
+            md.seq_code : ternary;
+            md.joined_before : ternary;
         }
         actions = {
             do_start_set0;
             do_start_set1;
             do_join_set0;
             do_join_set1;
+            do_read_set0;
+            do_read_set1;
+            length_mismatch;
+            stale;
             @defaultonly NoAction;
         }
+        // First match wins (entry order is priority).
         const entries = {
-            (0, SEQ_NEW) : do_start_set0();
-            (1, SEQ_NEW) : do_start_set1();
-            (0, SEQ_SAME) : do_join_set0();
-            (1, SEQ_SAME) : do_join_set1();
-            (0, SEQ_SAME_OTHER_LEN) : do_join_set0();
-            (1, SEQ_SAME_OTHER_LEN) : do_join_set1();
+            (0, SEQ_NEW, _) : do_start_set0();
+            (1, SEQ_NEW, _) : do_start_set1();
+            (_, SEQ_SAME, 0) : length_mismatch();
+            (0, SEQ_SAME, JOINED_ALL) : do_read_set0();
+            (1, SEQ_SAME, JOINED_ALL) : do_read_set1();
+            (0, SEQ_SAME, _) : do_join_set0();
+            (1, SEQ_SAME, _) : do_join_set1();
+            (_, SEQ_OLD, _) : stale();
         }
         const default_action = NoAction();
-        size = 8;
+        size = 16;
     }
 
     apply {
-        do_check_round();
-        if (md.seq_code == SEQ_OLD) {
-            md.drop_reason = DROP_STALE_SEQUENCE;
-        } else {
-            if (md.seq_code == SEQ_SAME) {
-                md.join_bit = md.worker_bit;
-            } else {
-                md.join_bit = 0;
-            }
-            update_bitmap.apply();
-            md.seen = md.bitmap_before & md.worker_bit;
-
-            if (md.seq_code == SEQ_NEW) {
-                if (md.bitmap_before == 0) {
-                    md.agg_op = AGG_WRITE;
-                } else {
-                    // A newer seq while the set is still in use (see above).
-                    md.drop_reason = DROP_STALE_SEQUENCE;
-                }
-            } else if (md.seen != 0) {
-                if (md.seq_code == SEQ_SAME) {
-                    // Retransmission: answered if the slot is complete
-                    // (worker_counter.p4 decides).
-                    md.agg_op = AGG_READ;
-                } else {
-                    // A retransmission whose length differs from the
-                    // stored round cannot carry the stored result.
-                    md.drop_reason = DROP_LENGTH_MISMATCH;
-                }
-            } else if (md.bitmap_before == 0) {
-                // Same seq on an emptied set: a stale copy of an old round.
-                md.drop_reason = DROP_STALE_SEQUENCE;
-            } else if (md.seq_code == SEQ_SAME_OTHER_LEN) {
-                md.drop_reason = DROP_LENGTH_MISMATCH;
-            } else {
-                md.agg_op = AGG_ADD;
-            }
-        }
+        update_bitmap.apply();
+        // Independent of the table above (same stage on Tofino).
+        md.already = md.joined_before & md.worker_bit;
+        md.joined_after = md.joined_before | md.start_mask;
     }
 }
 

@@ -49,6 +49,11 @@ const bit<16> NO_EXPONENT = 0x8000;
 // Entries of the egress address table: one per (job, rank) as above.
 #define INA_RESULT_ADDR_TABLE_SIZE 4096
 
+// Entries of the lease table: one (job id, slot range) per job. The lease
+// check is a range match rather than arithmetic so that it is decided in
+// the same stage as the worker table (Tofino stage budget, README).
+#define INA_LEASE_TABLE_SIZE 1024
+
 // L2 forwarding entries for non-aggregation traffic.
 #define INA_L2_TABLE_SIZE 1024
 

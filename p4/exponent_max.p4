@@ -1,32 +1,35 @@
-/* Maximum block exponent per (slot, set) (Tofino). Exponents are signed
- * 16-bit values; NO_EXPONENT (i16::MIN) loses every comparison, so packets
- * without an exponent do not change the maximum. Kept sign-extended to 32
- * bits so that the stateful ALU compares them as signed words.
+/* Maximum block exponent per (slot, set) (Tofino, stage 4 of 12, next to
+ * the bitmap). Exponents are signed 16-bit values kept sign-extended to 32
+ * bits so that the stateful ALU compares them as signed words;
+ * NO_EXPONENT (i16::MIN) loses every comparison.
+ *
+ * Classified like the bitmap (by seq code and joined mask) rather than by
+ * the seen bit, so that it does not wait a stage for the bitmap: a packet
+ * joining a round in progress takes the max even if it turns out to be a
+ * retransmission, which is a no-op because workers retransmit identical
+ * bytes (README, "Deviations").
  */
 #ifndef _INA_EXPONENT_MAX_P4_
 #define _INA_EXPONENT_MAX_P4_
 
 #include "configuration.p4"
 #include "types.p4"
-#include "headers.p4"
 
-control ExponentMax(inout headers_t hdr, in ina_md_t md) {
+control ExponentMax(inout ina_md_t md) {
 
     Register<int<32>, pool_index_t>(INA_POOL_SIZE) max_exponent;
 
-    int<32> exponent;
-
     RegisterAction<int<32>, pool_index_t, int<32>>(max_exponent) exponent_first = {
         void apply(inout int<32> value, out int<32> result) {
-            value = exponent;
+            value = md.exponent;
             result = value;
         }
     };
 
     RegisterAction<int<32>, pool_index_t, int<32>>(max_exponent) exponent_max = {
         void apply(inout int<32> value, out int<32> result) {
-            if (exponent > value) {
-                value = exponent;
+            if (md.exponent > value) {
+                value = md.exponent;
             }
             result = value;
         }
@@ -38,21 +41,20 @@ control ExponentMax(inout headers_t hdr, in ina_md_t md) {
         }
     };
 
-    int<32> result;
-
     action do_exponent_first() {
-        result = exponent_first.execute(md.pool);
+        md.max_exp = exponent_first.execute(md.pool);
     }
     action do_exponent_max() {
-        result = exponent_max.execute(md.pool);
+        md.max_exp = exponent_max.execute(md.pool);
     }
     action do_exponent_read() {
-        result = exponent_read.execute(md.pool);
+        md.max_exp = exponent_read.execute(md.pool);
     }
 
     table update_exponent {
         key = {
-            md.agg_op : exact;
+            md.seq_code : ternary;
+            md.joined_before : ternary;
         }
         actions = {
             do_exponent_first;
@@ -61,20 +63,17 @@ control ExponentMax(inout headers_t hdr, in ina_md_t md) {
             @defaultonly NoAction;
         }
         const entries = {
-            AGG_WRITE : do_exponent_first();
-            AGG_ADD : do_exponent_max();
-            AGG_READ : do_exponent_read();
+            (SEQ_NEW, _) : do_exponent_first();
+            (SEQ_SAME, 0) : NoAction();
+            (SEQ_SAME, JOINED_ALL) : do_exponent_read();
+            (SEQ_SAME, _) : do_exponent_max();
         }
         const default_action = NoAction();
-        size = 4;
+        size = 8;
     }
 
     apply {
-        exponent = (int<32>)((int<16>)hdr.agg.exponent);
-        result = exponent;
         update_exponent.apply();
-        // Only results leave the switch, and they carry the maximum.
-        hdr.agg.exponent = (bit<16>)((bit<32>)result);
     }
 }
 

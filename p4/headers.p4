@@ -43,6 +43,14 @@ header ipv4_h {
     ipv4_addr_t dst_addr;
 }
 
+// ICMP echo request/reply (BMv2 twin only); the rest of the message
+// (identifier, sequence, data) passes through unparsed.
+header icmp_h {
+    bit<8> type;
+    bit<8> code;
+    bit<16> checksum;
+}
+
 header udp_h {
     bit<16> src_port;
     bit<16> dst_port;
@@ -171,6 +179,7 @@ struct headers_t {
     ethernet_h ethernet;
     arp_h arp;
     ipv4_h ipv4;
+    icmp_h icmp;
     udp_h udp;
     agg_h agg;
     data32_h d32;

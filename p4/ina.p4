@@ -1,8 +1,8 @@
 /* In-network aggregation for Tofino (TNA, P4-16): top level.
  *
  * Implements the state machine of switch-emu's core (see p4/README.md):
- * admission, round sequence check, seen bitmaps with the set0/set1 clear
- * rule, worker count, maximum exponent, 64 lanes of wrapping int32 sums per
+ * admission, round sequence check, completion mask, seen bitmaps with the
+ * set0/set1 clear rule, maximum exponent, 64 lanes of wrapping int32 sums per
  * (slot, set), multicast of a completed result, unicast of a stored result
  * to a retransmitting rank, ARP for the switch's IP and L2 forwarding.
  *
@@ -16,8 +16,9 @@
 #include "headers.p4"
 #include "parsers.p4"
 #include "admission.p4"
-#include "bitmap_checker.p4"
+#include "round_checker.p4"
 #include "worker_counter.p4"
+#include "bitmap_checker.p4"
 #include "exponent_max.p4"
 #include "aggregation.p4"
 #include "next_step.p4"
@@ -33,8 +34,9 @@ control Ingress(inout headers_t hdr,
                 inout ingress_intrinsic_metadata_for_tm_t ig_tm_md) {
 
     Admission() admission;
-    BitmapChecker() bitmap_checker;
+    RoundChecker() round_checker;
     WorkerCounter() worker_counter;
+    BitmapChecker() bitmap_checker;
     ExponentMax() exponent_max;
     Aggregation() aggregation;
     NextStep() next_step;
@@ -64,17 +66,17 @@ control Ingress(inout headers_t hdr,
             } else {
                 admission.apply(hdr, md);
             }
-            if (md.drop_reason == DROP_NONE) {
-                bitmap_checker.apply(hdr, md);
-            }
-            // agg_op is set only for packets bitmap_checker accepted or
-            // found to be retransmissions. The counter, exponent and sums
-            // run side by side: a retransmission to an incomplete slot only
-            // reads, and worker_counter then marks it for drop.
-            if (md.agg_op != AGG_NONE) {
-                worker_counter.apply(md);
-                exponent_max.apply(hdr, md);
-                aggregation.apply(hdr, md);
+            // The gate is written on the tables' own results (not on
+            // drop_reason, which the admission chain computes in parallel)
+            // so that the round check runs in the stage after admission.
+            if (ig_prsr_md.parser_err == 0 && md.admitted && md.in_lease
+                    && hdr.agg.key == md.job_key
+                    && hdr.agg.elem_count <= INA_ELEMENTS_PER_PASS) {
+                round_checker.apply(hdr, md);      // stage 2: rounds
+                worker_counter.apply(md);          // stage 3: joined
+                bitmap_checker.apply(hdr, md);     // stage 4: bitmap
+                exponent_max.apply(md);            // stage 4: max_exponent
+                aggregation.apply(hdr, md);        // stages 5-12: sums
             }
             hdr.bridge.drop_reason = md.drop_reason;
             next_step.apply(hdr, md, ig_intr_md, ig_dprsr_md, ig_tm_md);

@@ -31,11 +31,6 @@ control NextStep(inout headers_t hdr,
         ig_dprsr_md.drop_ctl = 1;
     }
 
-    action to_result() {
-        hdr.agg.msg_type = MSG_RESULT;
-        hdr.agg.reserved = 0;
-    }
-
     action multicast() {
         ig_tm_md.mcast_grp_a = md.mgid;
         ig_tm_md.bypass_egress = 0;
@@ -56,7 +51,16 @@ control NextStep(inout headers_t hdr,
         hdr.bridge.pool = 2w0 ++ md.pool;
     }
 
+    action to_result() {
+        hdr.agg.msg_type = MSG_RESULT;
+        hdr.agg.reserved = 0;
+        hdr.agg.exponent = (bit<16>)((bit<32>)md.max_exp);
+    }
+
     apply {
+        // The rank's bit in the set's seen bitmap (stage 5 on Tofino).
+        md.seen = md.bitmap_before & md.worker_bit;
+
         if (md.kind == KIND_HARVEST_MCAST) {
             multicast();
         } else if (md.kind == KIND_HARVEST_UCAST) {
@@ -64,8 +68,9 @@ control NextStep(inout headers_t hdr,
         } else if (md.drop_reason != DROP_NONE) {
             drops.count(md.drop_reason);
             drop();
-        } else if (md.agg_op == AGG_WRITE || md.agg_op == AGG_ADD) {
-            if (!md.complete) {
+        } else if (md.agg_op == AGG_WRITE || (md.agg_op == AGG_ADD && md.already == 0)) {
+            // Accepted: the round is complete when every rank has joined.
+            if (md.joined_after != JOINED_ALL) {
                 drops.count(DROP_ABSORBED);
                 drop();
             } else {
@@ -76,12 +81,24 @@ control NextStep(inout headers_t hdr,
                     multicast();
                 }
             }
+        } else if (md.agg_op == AGG_ADD) {
+            // The rank joined this incomplete round before: a retransmission.
+            drops.count(DROP_DUPLICATE_INCOMPLETE);
+            drop();
         } else if (md.agg_op == AGG_READ) {
-            to_result();
-            if (md.has_high_lanes) {
-                recirculate(KIND_HARVEST_UCAST);
+            if (md.seen != 0) {
+                // Retransmission to a complete round: answer this rank.
+                to_result();
+                if (md.has_high_lanes) {
+                    recirculate(KIND_HARVEST_UCAST);
+                } else {
+                    unicast();
+                }
             } else {
-                unicast();
+                // The round is complete and this rank has moved on (its bit
+                // was cleared by the other set): a late copy, never added.
+                drops.count(DROP_STALE_SEQUENCE);
+                drop();
             }
         } else {
             drops.count(DROP_INTERNAL);

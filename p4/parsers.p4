@@ -21,25 +21,25 @@ parser IngressParser(packet_in pkt,
         md.drop_reason = DROP_NONE;
         md.kind = KIND_OTHER;
         md.admitted = false;
+        md.in_lease = false;
         md.worker_bit = 0;
+        md.start_mask = 0;
         md.world = 0;
         md.mgid = 0;
-        md.slot_base = 0;
-        md.slot_count = 0;
-        md.slot_offset = 0;
         md.job_key = 0;
         md.pool = 0;
         md.slot_index = 0;
-        md.seq_code = SEQ_OLD;
         md.round_tag = 0;
-        md.join_bit = 0;
+        md.exponent = 0;
+        md.max_exp = 0;
+        md.seq_code = SEQ_OLD;
+        md.joined_before = 0;
+        md.joined_after = 0;
+        md.already = 0;
         md.bitmap_before = 0;
         md.seen = 0;
-        md.count = 0;
         md.agg_op = AGG_NONE;
-        md.complete = false;
         md.has_high_lanes = false;
-        md.dst_rank = 0;
         // Port metadata (phase 0) is not used; skip it. Resubmission is
         // never requested by this program.
         pkt.advance(PORT_METADATA_SIZE);

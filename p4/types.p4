@@ -12,6 +12,10 @@ const ether_type_t ETHERTYPE_IPV4 = 16w0x0800;
 const ether_type_t ETHERTYPE_ARP = 16w0x0806;
 
 const bit<8> IP_PROTOCOL_UDP = 8w17;
+const bit<8> IP_PROTOCOL_ICMP = 8w1;
+
+const bit<8> ICMP_ECHO_REQUEST = 8w8;
+const bit<8> ICMP_ECHO_REPLY = 8w0;
 
 const bit<16> ARP_HTYPE_ETHERNET = 16w1;
 const bit<16> ARP_OPER_REQUEST = 16w1;
@@ -41,12 +45,12 @@ struct bitmap_pair_t {
     worker_bitmap_t second;  // set 1
 }
 
-// Per (slot, set): sequence number of the round and its tag, which is
+// Per (slot, set) on Tofino (worker_counter.p4): the round's tag, which is
 // 0 while the state is not valid (after reset / lease) and otherwise
-// ROUND_TAG_VALID | elem_count.
-struct round_t {
-    bit<32> seq;
+// ROUND_TAG_VALID | elem_count, and the mask of ranks that joined the round.
+struct round_mask_t {
     bit<32> tag;
+    worker_bitmap_t joined;
 }
 const bit<32> ROUND_TAG_VALID = 32w0x10000;
 
@@ -68,18 +72,23 @@ const bit<8> DROP_ABSORBED = 11;  // not an error: a contribution that completed
 const bit<8> DROP_INTERNAL = 15;  // no decision was reached (a bug if ever counted)
 const bit<8> DROP_NONE = 255;
 
-// Outcome of the round sequence check (bitmap_checker.p4).
-const bit<8> SEQ_OLD = 0;             // valid, not newer, not equal: stale
-const bit<8> SEQ_NEW = 1;             // invalid or serial-newer: a round starts
-const bit<8> SEQ_SAME = 2;            // the current round, same element count
-const bit<8> SEQ_SAME_OTHER_LEN = 3;  // the current round, other element count
+// Outcome of the round sequence check (round_checker.p4). SEQ_OLD is 0
+// because a Tofino register action outputs 0 when no branch assigned it.
+const bit<8> SEQ_OLD = 0;   // valid, not newer, not equal: stale
+const bit<8> SEQ_NEW = 1;   // serial-newer: a round starts
+const bit<8> SEQ_SAME = 2;  // the current round
 
 // What the aggregation processors do with a packet.
 const bit<8> AGG_NONE = 0;
 const bit<8> AGG_WRITE = 1;    // first contribution: overwrite the sums
-const bit<8> AGG_ADD = 2;      // later contribution: wrapping add
-const bit<8> AGG_READ = 3;     // retransmission to a complete slot: read
+const bit<8> AGG_ADD = 2;      // joins a round in progress: wrapping add unless the rank already joined
+const bit<8> AGG_READ = 3;     // round already complete: read (answered if the rank's bit is still set)
 const bit<8> AGG_HARVEST = 4;  // second pass: read the lanes pass 1 could not return
+
+// All ranks joined (worker_counter.p4): the joined mask starts with the
+// bits of absent ranks set, so a complete round reads all ones whatever
+// the world size.
+const bit<32> JOINED_ALL = 32w0xffffffff;
 
 // Packet kinds carried from ingress to the next pass / to egress.
 const bit<8> KIND_OTHER = 0;          // not aggregation traffic (ARP, L2)
@@ -92,26 +101,26 @@ const bit<8> KIND_RESULT_UCAST = 4;   // result sent back to the retransmitting 
 struct ina_md_t {
     bit<8> drop_reason;        // DROP_NONE while the packet is still admitted
     bit<8> kind;               // KIND_*
-    bool admitted;
+    bool admitted;             // the worker table hit
+    bool in_lease;             // the lease table hit (slot inside the job's lease)
     worker_bitmap_t worker_bit;
+    worker_bitmap_t start_mask;  // worker_bit | bits of the ranks >= world (Tofino)
     bit<8> world;
     bit<16> mgid;
-    bit<16> slot_base;
-    bit<16> slot_count;
-    bit<16> slot_offset;       // slot - slot_base (wraps below the base)
     bit<32> job_key;
     pool_index_t pool;         // set ++ slot
     slot_index_t slot_index;
-    bit<8> seq_code;           // SEQ_*
     bit<32> round_tag;         // ROUND_TAG_VALID | elem_count of this packet
-    worker_bitmap_t join_bit;  // worker_bit, or 0 when the lengths differ
-    worker_bitmap_t bitmap_before;
-    worker_bitmap_t seen;      // bitmap_before & worker_bit
-    bit<8> count;              // contributions to the round after this packet
+    int<32> exponent;          // the packet's exponent, sign-extended
+    int<32> max_exp;           // the round's maximum exponent after this packet
+    bit<8> seq_code;           // SEQ_* (Tofino)
+    worker_bitmap_t joined_before;  // joined mask before this packet, 0 on a length mismatch (Tofino)
+    worker_bitmap_t joined_after;   // joined_before | start_mask (Tofino)
+    worker_bitmap_t already;        // joined_before & worker_bit: the rank joined this round before (Tofino)
+    worker_bitmap_t bitmap_before;  // the set's seen bitmap before this packet (Tofino)
+    worker_bitmap_t seen;           // bitmap_before & worker_bit (Tofino)
     bit<8> agg_op;             // AGG_*
-    bool complete;
     bool has_high_lanes;       // the 32-element chunk is present (elem_count >= 32)
-    bit<16> dst_rank;          // egress: rank whose address the result goes to
 }
 
 #endif  // _INA_TYPES_P4_

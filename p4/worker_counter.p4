@@ -1,6 +1,22 @@
-/* Contributions per (slot, set) (Tofino): the slot is complete when the
- * count reaches the job's world size. The count is kept next to the bitmap
- * (rather than counting bits) because a stateful ALU cannot count bits.
+/* Completion per (slot, set) (Tofino, stage 3 of 12): which ranks joined
+ * the round, and its element count.
+ *
+ * The core counts contributions and compares the count with the world
+ * size. A stateful ALU cannot count without knowing whether the rank was
+ * seen, which the bitmap (a later stage) tells, and the core's amended
+ * rule needs completion *before* the bitmap: a late copy from a rank that
+ * moved on (its seen bit already cleared by the other set) must neither be
+ * added nor set bits again. So completion is kept as a mask of the ranks
+ * that joined, which a retransmission or a late copy leaves unchanged
+ * (OR is idempotent) and which is never cleared by the other set. It
+ * starts as start_mask = worker_bit | bits of the absent ranks >= world,
+ * so "all joined" is all ones for every world size; joining ORs in
+ * start_mask (the absent bits are already set). Equal to the core's
+ * count == world for members that follow the window rule (README).
+ *
+ * The tag (ROUND_TAG_VALID | elem_count) shares the word: a packet of the
+ * current seq whose tag differs gets joined_before = 0 (no round in
+ * progress ever has an empty mask) and changes nothing.
  */
 #ifndef _INA_WORKER_COUNTER_P4_
 #define _INA_WORKER_COUNTER_P4_
@@ -10,52 +26,46 @@
 
 control WorkerCounter(inout ina_md_t md) {
 
-    Register<bit<32>, pool_index_t>(INA_POOL_SIZE) worker_count;
+    Register<round_mask_t, pool_index_t>(INA_POOL_SIZE) joined;
 
-    RegisterAction<bit<32>, pool_index_t, bit<32>>(worker_count) count_first = {
-        void apply(inout bit<32> value, out bit<32> count) {
-            value = 1;
-            count = value;
+    RegisterAction<round_mask_t, pool_index_t, worker_bitmap_t>(joined) start_round = {
+        void apply(inout round_mask_t value) {
+            value.tag = md.round_tag;
+            value.joined = md.start_mask;
         }
     };
 
-    RegisterAction<bit<32>, pool_index_t, bit<32>>(worker_count) count_add = {
-        void apply(inout bit<32> value, out bit<32> count) {
-            value = value + 1;
-            count = value;
+    RegisterAction<round_mask_t, pool_index_t, worker_bitmap_t>(joined) join_round = {
+        void apply(inout round_mask_t value, out worker_bitmap_t before) {
+            before = 0;
+            if (value.tag == md.round_tag) {
+                before = value.joined;
+                value.joined = value.joined | md.start_mask;
+            }
         }
     };
 
-    RegisterAction<bit<32>, pool_index_t, bit<32>>(worker_count) count_read = {
-        void apply(inout bit<32> value, out bit<32> count) {
-            count = value;
-        }
-    };
-
-    action do_count_first() {
-        md.count = (bit<8>)count_first.execute(md.pool);
+    action do_start_round() {
+        start_round.execute(md.pool);
+        md.joined_before = 0;
     }
-    action do_count_add() {
-        md.count = (bit<8>)count_add.execute(md.pool);
-    }
-    action do_count_read() {
-        md.count = (bit<8>)count_read.execute(md.pool);
+
+    action do_join_round() {
+        md.joined_before = join_round.execute(md.pool);
     }
 
     table count_workers {
         key = {
-            md.agg_op : exact;
+            md.seq_code : exact;
         }
         actions = {
-            do_count_first;
-            do_count_add;
-            do_count_read;
+            do_start_round;
+            do_join_round;
             @defaultonly NoAction;
         }
         const entries = {
-            AGG_WRITE : do_count_first();
-            AGG_ADD : do_count_add();
-            AGG_READ : do_count_read();
+            SEQ_NEW : do_start_round();
+            SEQ_SAME : do_join_round();
         }
         const default_action = NoAction();
         size = 4;
@@ -63,10 +73,6 @@ control WorkerCounter(inout ina_md_t md) {
 
     apply {
         count_workers.apply();
-        md.complete = (md.count == md.world);
-        if (md.agg_op == AGG_READ && !md.complete) {
-            md.drop_reason = DROP_DUPLICATE_INCOMPLETE;
-        }
     }
 }
 

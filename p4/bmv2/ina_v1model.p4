@@ -3,7 +3,8 @@
  *
  * Shares configuration, types, headers and the architecture-neutral
  * controls (admission, ARP, L2 forwarding, result sender) with the Tofino
- * program. BMv2 registers can be read and written any number of times per
+ * program, and also answers ICMP echo requests to the switch's IP (the
+ * Tofino program answers ARP only). BMv2 registers can be read and written any number of times per
  * packet, so this twin follows switch-emu's core step by step (bitmap
  * first, then sequence) and needs no recirculation; a stored result is
  * re-emitted with the stored element count.
@@ -35,8 +36,8 @@ parser ParserImpl(packet_in pkt,
         md.drop_reason = DROP_NONE;
         md.kind = KIND_OTHER;
         md.admitted = false;
+        md.in_lease = false;
         md.agg_op = AGG_NONE;
-        md.complete = false;
         md.has_high_lanes = false;
         transition parse_ethernet;
     }
@@ -59,8 +60,14 @@ parser ParserImpl(packet_in pkt,
         pkt.extract(hdr.ipv4);
         transition select(hdr.ipv4.ihl, hdr.ipv4.frag_offset, hdr.ipv4.protocol) {
             (5, 0, IP_PROTOCOL_UDP) : parse_udp;
+            (5, 0, IP_PROTOCOL_ICMP) : parse_icmp;
             default : accept;
         }
+    }
+
+    state parse_icmp {
+        pkt.extract(hdr.icmp);
+        transition accept;
     }
 
     state parse_udp {
@@ -193,6 +200,7 @@ control IngressImpl(inout headers_t hdr,
 
     Admission() admission;
     ArpIcmp() arp_icmp;
+    IcmpEcho() icmp_echo;
     Forwarding() forwarding;
 
     bit<32> base;
@@ -219,6 +227,9 @@ control IngressImpl(inout headers_t hdr,
             bool replied = false;
             bool known = false;
             arp_icmp.apply(hdr, sm.ingress_port, port, replied);
+            if (!replied) {
+                icmp_echo.apply(hdr, sm.ingress_port, port, replied);
+            }
             if (!replied) {
                 forwarding.apply(hdr, port, known);
             }
@@ -264,6 +275,11 @@ control IngressImpl(inout headers_t hdr,
             } else if (b != 0) {
                 // Round in progress.
                 if (hdr.agg.seq != seq) {
+                    md.drop_reason = DROP_STALE_SEQUENCE;
+                } else if (count == (bit<32>)md.world) {
+                    // The round is already complete: a delayed copy from a
+                    // rank that moved on (its bit cleared by the other set)
+                    // must not be added.
                     md.drop_reason = DROP_STALE_SEQUENCE;
                 } else if (md.round_tag != tag) {
                     md.drop_reason = DROP_LENGTH_MISMATCH;

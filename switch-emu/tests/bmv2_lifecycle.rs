@@ -79,13 +79,14 @@ fn install_and_remove_send_the_exact_commands() {
         lines(
             "table_set_default EgressImpl.result_sender.switch_identity EgressImpl.result_sender.set_switch_identity 02:00:00:00:00:fe 10.0.0.254
              table_add IngressImpl.arp_icmp.arp_reply IngressImpl.arp_icmp.reply_arp 10.0.0.254 => 02:00:00:00:00:fe
+             table_add IngressImpl.icmp_echo.echo_reply IngressImpl.icmp_echo.reply_echo 10.0.0.254 =>
              table_add IngressImpl.forwarding.l2_forward IngressImpl.forwarding.forward 02:00:00:00:00:01 => 1
              table_add IngressImpl.forwarding.l2_forward IngressImpl.forwarding.forward 02:00:00:00:00:02 => 2"
         )
     );
     assert_eq!(sessions[1], lines("mc_node_create 0 1\nmc_node_create 1 2"));
     // Slot 5 of set 0 is pool index 5, of set 1 8192 + 5. Entry handles
-    // 0..=2 went to the switch entries, so the job's start at 3.
+    // 0..=3 went to the switch entries, so the job's start at 4.
     assert_eq!(
         sessions[2],
         lines(
@@ -104,17 +105,19 @@ fn install_and_remove_send_the_exact_commands() {
              mc_mgrp_create 8
              mc_node_associate 8 0
              mc_node_associate 8 1
-             table_add IngressImpl.admission.workers IngressImpl.admission.admit 7 0 10.0.0.1 40001 => 0x1 2 8 5 1 0xabcd
-             table_add IngressImpl.admission.workers IngressImpl.admission.admit 7 1 10.0.0.2 40002 => 0x2 2 8 5 1 0xabcd"
+             table_add IngressImpl.admission.leases IngressImpl.admission.in_lease 7 5->5 => 1
+             table_add IngressImpl.admission.workers IngressImpl.admission.admit 7 0 10.0.0.1 40001 => 0x1 0xfffffffd 2 8 0xabcd
+             table_add IngressImpl.admission.workers IngressImpl.admission.admit 7 1 10.0.0.2 40002 => 0x2 0xfffffffe 2 8 0xabcd"
         )
     );
     assert_eq!(
         sessions[3],
         lines(
-            "table_delete IngressImpl.admission.workers 5
-             table_delete IngressImpl.admission.workers 6
-             table_delete EgressImpl.result_sender.result_addr 3
+            "table_delete IngressImpl.admission.workers 7
+             table_delete IngressImpl.admission.workers 8
+             table_delete IngressImpl.admission.leases 6
              table_delete EgressImpl.result_sender.result_addr 4
+             table_delete EgressImpl.result_sender.result_addr 5
              mc_node_dissociate 8 0
              mc_node_dissociate 8 1
              mc_mgrp_destroy 8
@@ -134,10 +137,11 @@ fn handles_come_from_the_switch_not_from_counting() {
     target.remove_job(1).expect("remove 1");
     target.remove_job(2).expect("remove 2");
     let last = target.runner().sessions.last().expect("sessions").clone();
-    assert_eq!(last[0], "table_delete IngressImpl.admission.workers 9");
+    assert_eq!(last[0], "table_delete IngressImpl.admission.workers 12");
+    assert_eq!(last[2], "table_delete IngressImpl.admission.leases 11");
     assert_eq!(
-        last[2],
-        "table_delete EgressImpl.result_sender.result_addr 7"
+        last[3],
+        "table_delete EgressImpl.result_sender.result_addr 9"
     );
     assert!(last.contains(&"mc_node_destroy 2".to_string()));
     assert!(last.contains(&"mc_node_destroy 3".to_string()));

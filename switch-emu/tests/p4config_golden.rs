@@ -157,6 +157,43 @@ impl P4 {
             .collect()
     }
 
+    /// A table with a ternary or range key (its entries carry a priority).
+    fn needs_priority(&self, table: &str) -> bool {
+        table.contains(": ternary") || table.contains(": range")
+    }
+
+    /// Names of the key fields as BF Runtime spells them in `bfrt_python`:
+    /// a range key `k` is given as `k_start` and `k_end`.
+    fn bfrt_keys(&self, table: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let keys = match table.find("key = {") {
+            Some(at) => block(table, at + "key = ".len()),
+            None => "",
+        };
+        for line in keys.lines().filter(|l| l.contains(':')) {
+            let name = match line.split_once("@name(\"") {
+                Some((_, rest)) => rest.split('"').next().unwrap_or("").to_string(),
+                None => line
+                    .trim()
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            };
+            if line.contains(": range") {
+                out.push(format!("{name}_start"));
+                out.push(format!("{name}_end"));
+            } else if line.contains(": exact") || line.contains(": ternary") {
+                out.push(name);
+            }
+        }
+        if self.needs_priority(table) {
+            out.push("MATCH_PRIORITY".into());
+        }
+        out
+    }
+
     fn table_keys(&self, table: &str) -> Vec<String> {
         let Some(at) = table.find("key = {") else {
             return Vec::new();
@@ -240,10 +277,14 @@ fn bmv2_names_exist_in_the_twin() {
                 );
                 let params = p4.action_params(body, aname);
                 let keys = p4.table_keys(table);
-                let (key_words, param_words) = match words.iter().position(|w| *w == "=>") {
+                let (key_words, mut param_words) = match words.iter().position(|w| *w == "=>") {
                     Some(i) => (words[3..i].len(), words[i + 1..].len()),
                     None => (0, words[3..].len()),
                 };
+                // Ternary and range tables take a priority after the parameters.
+                if words[0] == "table_add" && p4.needs_priority(table) {
+                    param_words -= 1;
+                }
                 if words[0] == "table_add" {
                     assert_eq!(key_words, keys.len(), "{line}: key count");
                 }
@@ -274,6 +315,7 @@ fn tofino_names_exist_in_the_program() {
     let p4 = P4::load(&[
         "ina.p4",
         "admission.p4",
+        "round_checker.p4",
         "bitmap_checker.p4",
         "worker_counter.p4",
         "exponent_max.p4",
@@ -309,7 +351,7 @@ fn tofino_names_exist_in_the_program() {
             );
             let mut known: BTreeSet<String> = p4.action_params(body, action).into_iter().collect();
             if method.starts_with("add_with_") {
-                known.extend(p4.table_keys(table));
+                known.extend(p4.bfrt_keys(table));
             }
             assert!(
                 kwargs.is_subset(&known),

@@ -10,8 +10,8 @@ use super::{HostTable, JobFile, P4ConfigError, SwitchAddr};
 use crate::core::JobSpec;
 use crate::dataplane::DataplaneError;
 
-/// Switch-wide entries: the switch's addresses for results and ARP, and L2
-/// forwarding to every known host.
+/// Switch-wide entries: the switch's addresses for results, ARP and ICMP
+/// echo, and L2 forwarding to every known host.
 pub fn base_commands(switch: &SwitchAddr, hosts: &HostTable) -> Vec<String> {
     let mut out = vec![
         format!(
@@ -27,6 +27,12 @@ pub fn base_commands(switch: &SwitchAddr, hosts: &HostTable) -> Vec<String> {
             n::REPLY_ARP,
             switch.ip,
             switch.mac
+        ),
+        format!(
+            "table_add {} {} {} =>",
+            n::ECHO_REPLY,
+            n::REPLY_ECHO,
+            switch.ip
         ),
     ];
     for host in hosts.values() {
@@ -60,7 +66,8 @@ pub fn node_create_commands(
 }
 
 /// Register resets of the leased slots (both sets): a fresh lease must not
-/// inherit a previous job's bitmaps, rounds or counts.
+/// inherit a previous job's bitmaps, rounds or counts. (The twin keeps a
+/// valid flag in `round_tag`, so 0 is the fresh state of every register.)
 pub fn reset_commands(spec: &JobSpec) -> Vec<String> {
     let mut out = Vec::new();
     for slot in spec.slot_base..spec.slot_base + spec.slot_count {
@@ -75,8 +82,9 @@ pub fn reset_commands(spec: &JobSpec) -> Vec<String> {
 }
 
 /// Everything of one job after its nodes exist: resets, result addresses,
-/// the multicast group and its nodes, then admission. The table entries
-/// come out in the order result_addr (rank 0..n), workers (rank 0..n).
+/// the multicast group and its nodes, then admission (the lease, then the
+/// workers). The table entries come out in the order result_addr (rank
+/// 0..n), leases (one), workers (rank 0..n).
 pub fn job_commands(
     spec: &JobSpec,
     hosts: &HostTable,
@@ -109,18 +117,28 @@ pub fn job_commands(
     for handle in node_handles {
         out.push(format!("mc_node_associate {mgid} {handle}"));
     }
+    // Range match: `first->last` inclusive, then a priority (required by
+    // simple_switch_CLI for range tables; leases of one job never overlap).
+    out.push(format!(
+        "table_add {} {} {} {}->{} => 1",
+        n::LEASES,
+        n::IN_LEASE,
+        spec.id,
+        spec.slot_base,
+        spec.slot_base + spec.slot_count - 1
+    ));
+    let world = spec.members.len();
     for (rank, member) in spec.members.iter().enumerate() {
         out.push(format!(
-            "table_add {} {} {} {rank} {} {} => {:#x} {} {mgid} {} {} {:#x}",
+            "table_add {} {} {} {rank} {} {} => {:#x} {:#x} {} {mgid} {:#x}",
             n::WORKERS,
             n::ADMIT,
             spec.id,
             member.ip(),
             member.port(),
             1u64 << rank,
+            names::start_mask(rank, world),
             spec.world,
-            spec.slot_base,
-            spec.slot_count,
             spec.key
         ));
     }
@@ -134,18 +152,21 @@ pub struct JobHandles {
     pub nodes: Vec<u32>,
     /// `result_addr` entry per rank.
     pub result_addr: Vec<u32>,
+    /// The job's `leases` entry.
+    pub lease: u32,
     /// `workers` (admission) entry per rank.
     pub workers: Vec<u32>,
 }
 
 /// Removes a job: admission first (its packets stop counting at once), then
-/// result addresses, the multicast group and its nodes.
+/// its lease, result addresses, the multicast group and its nodes.
 pub fn remove_commands(job: u16, handles: &JobHandles) -> Vec<String> {
     let mgid = names::job_mgid(job);
     let mut out = Vec::new();
     for h in &handles.workers {
         out.push(format!("table_delete {} {h}", n::WORKERS));
     }
+    out.push(format!("table_delete {} {}", n::LEASES, handles.lease));
     for h in &handles.result_addr {
         out.push(format!("table_delete {} {h}", n::RESULT_ADDR));
     }

@@ -249,18 +249,20 @@ impl<R: CliRunner> Dataplane for Bmv2Target<R> {
         let output = run_checked(&mut self.runner, &commands)?;
         let entries = handles_after(&output, ENTRY_MARKER);
         let world = spec.members.len();
-        if entries.len() != 2 * world {
+        // result_addr per rank, the lease, workers per rank.
+        if entries.len() != 2 * world + 1 {
             return Err(DataplaneError::Target(format!(
                 "simple_switch_CLI added {} of {} entries for job {}",
                 entries.len(),
-                2 * world,
+                2 * world + 1,
                 spec.id
             )));
         }
         let handles = JobHandles {
             nodes,
             result_addr: entries[..world].to_vec(),
-            workers: entries[world..].to_vec(),
+            lease: entries[world],
+            workers: entries[world + 1..].to_vec(),
         };
         self.jobs.insert(spec.id, (spec.clone(), handles));
         Ok(())

@@ -127,6 +127,44 @@ pub struct HostEntry {
 /// only) does not carry but table entries and multicast nodes need.
 pub type HostTable = BTreeMap<Ipv4Addr, HostEntry>;
 
+/// One line of a host file (`switch-emu controller --hosts`): a worker
+/// host's IPv4 address, MAC and switch port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFileEntry {
+    /// Worker's IPv4 address (the source of its aggregation packets).
+    pub ip: Ipv4Addr,
+    /// Worker's Ethernet address.
+    pub mac: MacAddr,
+    /// Switch (device) port the worker hangs off.
+    pub port: u16,
+}
+
+/// Parses a host file: a JSON array of [`HostFileEntry`]. Each IP may
+/// appear once, and ports must fit the 9-bit port fields of the programs.
+pub fn hosts_from_json(text: &str) -> Result<HostTable, P4ConfigError> {
+    let entries: Vec<HostFileEntry> = serde_json::from_str(text)?;
+    let mut hosts = HostTable::new();
+    for e in entries {
+        if e.port > MAX_PORT {
+            return Err(P4ConfigError::Invalid(format!(
+                "host {}: switch port {} > {MAX_PORT}",
+                e.ip, e.port
+            )));
+        }
+        let entry = HostEntry {
+            mac: e.mac,
+            port: e.port,
+        };
+        if hosts.insert(e.ip, entry).is_some() {
+            return Err(P4ConfigError::Invalid(format!(
+                "host {} appears twice",
+                e.ip
+            )));
+        }
+    }
+    Ok(hosts)
+}
+
 /// Largest device port a v1model / TNA port field (9 bits) can hold.
 const MAX_PORT: u16 = 511;
 

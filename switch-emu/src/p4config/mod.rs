@@ -17,7 +17,10 @@ mod job;
 pub mod names;
 pub mod tofino;
 
-pub use job::{HostEntry, HostTable, JobEntry, JobFile, MacAddr, RankEntry, SwitchAddr};
+pub use job::{
+    hosts_from_json, HostEntry, HostFileEntry, HostTable, JobEntry, JobFile, MacAddr, RankEntry,
+    SwitchAddr,
+};
 
 /// Which program the configuration is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,14 @@ pub mod bmv2 {
     pub const WORKERS: &str = "IngressImpl.admission.workers";
     /// Admits one rank of a job.
     pub const ADMIT: &str = "IngressImpl.admission.admit";
+    /// Lease table: (job id, slot range), one entry per job.
+    pub const LEASES: &str = "IngressImpl.admission.leases";
+    /// Marks a slot as inside the job's lease.
+    pub const IN_LEASE: &str = "IngressImpl.admission.in_lease";
+    /// ICMP echo responder table (the twin only).
+    pub const ECHO_REPLY: &str = "IngressImpl.icmp_echo.echo_reply";
+    /// Answers an echo request to the switch's IP.
+    pub const REPLY_ECHO: &str = "IngressImpl.icmp_echo.reply_echo";
     /// (job, rank) -> worker address, in egress.
     pub const RESULT_ADDR: &str = "EgressImpl.result_sender.result_addr";
     /// Rewrites a result copy's destination.
@@ -44,6 +52,10 @@ pub mod tofino {
     pub const WORKERS: &str = "Ingress.admission.workers";
     /// Admits one rank of a job.
     pub const ADMIT: &str = "admit";
+    /// Lease table: (job id, slot range), one entry per job.
+    pub const LEASES: &str = "Ingress.admission.leases";
+    /// Marks a slot as inside the job's lease.
+    pub const IN_LEASE: &str = "in_lease";
     /// (job, rank) -> worker address, in egress.
     pub const RESULT_ADDR: &str = "Egress.result_sender.result_addr";
     /// Rewrites a result copy's destination.
@@ -60,12 +72,15 @@ pub mod tofino {
     pub const L2_FORWARD: &str = "Ingress.forwarding.l2_forward";
     /// Forwards to one port.
     pub const FORWARD: &str = "forward";
-    /// Round (seq, tag) pairs per (slot, set), index set * 8192 + slot.
-    pub const ROUNDS: &str = "Ingress.bitmap_checker.rounds";
+    /// Round seq per (slot, set), index set * 8192 + slot; reset to
+    /// [`ROUND_RESET`].
+    pub const ROUNDS: &str = "Ingress.round_checker.rounds";
+    /// Value of a fresh round register: "one before seq 0".
+    pub const ROUND_RESET: u32 = 0xffff_ffff;
     /// Seen bitmaps (set 0, set 1) per slot, index slot.
     pub const BITMAP: &str = "Ingress.bitmap_checker.bitmap";
-    /// Contribution counts per (slot, set).
-    pub const WORKER_COUNT: &str = "Ingress.worker_counter.worker_count";
+    /// (tag, joined mask) per (slot, set).
+    pub const JOINED: &str = "Ingress.worker_counter.joined";
     /// Maximum exponents per (slot, set).
     pub const MAX_EXPONENT: &str = "Ingress.exponent_max.max_exponent";
 }
@@ -73,6 +88,18 @@ pub mod tofino {
 /// Multicast group of a job's results: job id + 1 (group 0 means "none").
 pub fn job_mgid(job_id: u16) -> u32 {
     u32::from(job_id) + 1
+}
+
+/// The admission table's `start_mask` of a rank: its own bit and the bits of
+/// the ranks a job of `world` does not have, so that a complete round's
+/// joined mask is all ones (p4/worker_counter.p4).
+pub fn start_mask(rank: usize, world: usize) -> u32 {
+    let present = if world >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << world) - 1
+    };
+    (1u32 << rank) | !present
 }
 
 /// Index of the state of (slot, set) in the per-(slot, set) registers.

@@ -41,13 +41,14 @@ pub fn script(file: &JobFile) -> Result<String, P4ConfigError> {
     let _ = writeln!(w, "            index = s * {TOFINO_SLOTS} + slot");
     let _ = writeln!(
         w,
-        "            p4.{}.mod(REGISTER_INDEX=index, seq=0, tag=0)",
-        n::ROUNDS
+        "            p4.{}.mod(REGISTER_INDEX=index, f1={:#x})",
+        n::ROUNDS,
+        n::ROUND_RESET
     );
     let _ = writeln!(
         w,
-        "            p4.{}.mod(REGISTER_INDEX=index, f1=0)",
-        n::WORKER_COUNT
+        "            p4.{}.mod(REGISTER_INDEX=index, tag=0, joined=0)",
+        n::JOINED
     );
     let _ = writeln!(
         w,
@@ -124,19 +125,28 @@ pub fn script(file: &JobFile) -> Result<String, P4ConfigError> {
             vec!["False"; count].join(", "),
             vec!["0"; count].join(", ")
         );
+        let _ = writeln!(
+            w,
+            "p4.{}.add_with_{}(job_id={}, slot_start={}, slot_end={}, MATCH_PRIORITY=1)",
+            n::LEASES,
+            n::IN_LEASE,
+            job.id,
+            job.slot_base,
+            job.slot_base + job.slot_count - 1
+        );
+        let world = job.ranks.len();
         for (rank, r) in job.ranks.iter().enumerate() {
             let _ = writeln!(
                 w,
-                "p4.{}.add_with_{}(job_id={}, rank={rank}, src_addr={}, src_port={}, worker_bit={:#x}, world={}, mgid={mgid}, slot_base={}, slot_count={}, job_key={:#x})",
+                "p4.{}.add_with_{}(job_id={}, rank={rank}, src_addr={}, src_port={}, worker_bit={:#x}, start_mask={:#x}, world={}, mgid={mgid}, job_key={:#x})",
                 n::WORKERS,
                 n::ADMIT,
                 job.id,
                 ip(r.ip),
                 r.udp_port,
                 1u64 << rank,
+                names::start_mask(rank, world),
                 spec.world,
-                job.slot_base,
-                job.slot_count,
                 job.key
             );
         }

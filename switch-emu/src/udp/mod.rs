@@ -35,6 +35,7 @@ use crate::core::{Config, ConfigError};
 
 pub mod client;
 mod conn;
+pub mod control_server;
 mod offload;
 mod outq;
 mod server;

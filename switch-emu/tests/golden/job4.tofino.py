@@ -8,8 +8,8 @@ def reset_slots(base, count):
         p4.Ingress.bitmap_checker.bitmap.mod(REGISTER_INDEX=slot, first=0, second=0)
         for s in (0, 1):
             index = s * 8192 + slot
-            p4.Ingress.bitmap_checker.rounds.mod(REGISTER_INDEX=index, seq=0, tag=0)
-            p4.Ingress.worker_counter.worker_count.mod(REGISTER_INDEX=index, f1=0)
+            p4.Ingress.round_checker.rounds.mod(REGISTER_INDEX=index, f1=0xffffffff)
+            p4.Ingress.worker_counter.joined.mod(REGISTER_INDEX=index, tag=0, joined=0)
             p4.Ingress.exponent_max.max_exponent.mod(REGISTER_INDEX=index, f1=0)
 
 p4.Egress.result_sender.switch_identity.set_default_with_set_switch_identity(switch_mac=0x0200000000fe, switch_ip=0x0a0000fe)
@@ -30,9 +30,10 @@ pre.node.add(MULTICAST_NODE_ID=97, MULTICAST_RID=1, MULTICAST_LAG_ID=[], DEV_POR
 pre.node.add(MULTICAST_NODE_ID=98, MULTICAST_RID=2, MULTICAST_LAG_ID=[], DEV_PORT=[3])
 pre.node.add(MULTICAST_NODE_ID=99, MULTICAST_RID=3, MULTICAST_LAG_ID=[], DEV_PORT=[4])
 pre.mgid.add(MGID=4, MULTICAST_NODE_ID=[96, 97, 98, 99], MULTICAST_NODE_L1_XID_VALID=[False, False, False, False], MULTICAST_NODE_L1_XID=[0, 0, 0, 0])
-p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=0, src_addr=0x0a000001, src_port=40001, worker_bit=0x1, world=4, mgid=4, slot_base=16, slot_count=4, job_key=0x5eee1234)
-p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=1, src_addr=0x0a000002, src_port=40002, worker_bit=0x2, world=4, mgid=4, slot_base=16, slot_count=4, job_key=0x5eee1234)
-p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=2, src_addr=0x0a000003, src_port=40003, worker_bit=0x4, world=4, mgid=4, slot_base=16, slot_count=4, job_key=0x5eee1234)
-p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=3, src_addr=0x0a000004, src_port=40004, worker_bit=0x8, world=4, mgid=4, slot_base=16, slot_count=4, job_key=0x5eee1234)
+p4.Ingress.admission.leases.add_with_in_lease(job_id=3, slot_start=16, slot_end=19, MATCH_PRIORITY=1)
+p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=0, src_addr=0x0a000001, src_port=40001, worker_bit=0x1, start_mask=0xfffffff1, world=4, mgid=4, job_key=0x5eee1234)
+p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=1, src_addr=0x0a000002, src_port=40002, worker_bit=0x2, start_mask=0xfffffff2, world=4, mgid=4, job_key=0x5eee1234)
+p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=2, src_addr=0x0a000003, src_port=40003, worker_bit=0x4, start_mask=0xfffffff4, world=4, mgid=4, job_key=0x5eee1234)
+p4.Ingress.admission.workers.add_with_admit(job_id=3, rank=3, src_addr=0x0a000004, src_port=40004, worker_bit=0x8, start_mask=0xfffffff8, world=4, mgid=4, job_key=0x5eee1234)
 
 bfrt.complete_operations()
