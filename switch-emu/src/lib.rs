@@ -3,12 +3,14 @@
 //! [`core`] is the aggregation state machine (sans-IO); [`control`] is the
 //! job control plane (sans-IO); [`emulated`] lets the control plane program
 //! the core; [`udp`] is the UDP driver that serves both on sockets;
-//! [`taps`] are the capture and metrics observers a driver feeds.
+//! [`demo`] runs it with N in-process workers; [`taps`] are the capture
+//! and metrics observers a driver feeds.
 #![deny(unsafe_code)]
 
 pub mod control;
 pub mod core;
 pub mod dataplane;
+pub mod demo;
 pub mod emulated;
 pub mod l2;
 pub mod metrics;

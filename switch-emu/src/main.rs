@@ -21,18 +21,21 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Show a running switch's jobs, members, waiting slots and counters.
     Status(cli::status::StatusArgs),
+    /// Start a switch and N workers in this process on loopback, run allreduce, verify, print the table.
+    Demo(cli::demo::DemoArgs),
     /// Print the P4 programs' control-plane configuration for a job file.
     P4Config(cli::p4_config::P4ConfigArgs),
     /// Run the job control plane for a BMv2 switch running the P4 twin.
     Controller(cli::controller::ControllerArgs),
     // Later subcommands go here, one variant and one `cli/` module each:
-    // `demo` (switch + N workers in one process), `topo` (namespaces).
+    // `topo` (namespaces).
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::Demo(args) => cli::demo::run(args),
         Command::P4Config(args) => cli::p4_config::run(args),
         Command::Controller(args) => cli::controller::run(args),
     }

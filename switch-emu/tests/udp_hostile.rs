@@ -327,7 +327,7 @@ fn disconnect_fails_the_job_for_the_other_rank() {
     assert!(t.elapsed() < Duration::from_secs(2));
     let report = client::status(SocketAddr::V4(addrs.control), Duration::from_secs(5)).unwrap();
     assert!(report.jobs.is_empty());
-    assert_eq!(report.ended[0].outcome, "failed");
+    assert_eq!(report.ended[0].outcome, "expired");
     assert_eq!(report.lease.free, u32::from(report.config.slots));
     server.shutdown();
     server.join().unwrap();

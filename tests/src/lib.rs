@@ -5,15 +5,15 @@
 //! allreduce under loss, duplication and reordering runs in milliseconds and
 //! replays exactly from its seed.
 //!
-//! [`bins`] starts the workspace's binaries as child processes (and kills
-//! them when a test fails); [`pcapfile`] reads the switch's captures;
-//! [`jobs`] runs jobs of in-process agents with checked results.
+//! [`procs`] runs the real binaries on loopback for the system tests;
+//! [`pcapfile`] reads the switch's captures; [`jobs`] runs jobs of
+//! in-process agents with checked results.
 #![deny(unsafe_code)]
 
-pub mod bins;
 pub mod jobs;
 pub mod link;
 pub mod pcapfile;
+pub mod procs;
 pub mod sim;
 
 pub use link::LinkFaults;

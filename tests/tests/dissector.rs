@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use host_agent::{Agent, JoinOptions};
-use ina_tests::bins::{workspace_dir, SwitchProc};
 use ina_tests::pcapfile;
+use ina_tests::procs::{workspace_dir, Switch};
 use packet_format::{Packet, Repr};
 
 fn run_job(control: SocketAddr, name: &'static str, world: u16, float: bool) {
@@ -45,15 +45,14 @@ fn tshark_decodes_every_aggregation_packet() {
     let dir = std::env::temp_dir().join(format!("ina-dissector-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("run.pcap");
-    let switch = SwitchProc::start(&["--pcap", pcap.to_str().unwrap()]);
+    let switch = Switch::start(&["--pcap", pcap.to_str().unwrap()]);
     let control = SocketAddr::V4(switch.control);
     let port = switch.data.port();
     let a = std::thread::spawn(move || run_job(control, "dissect-int", 2, false));
     let b = std::thread::spawn(move || run_job(control, "dissect-float", 3, true));
     a.join().unwrap();
     b.join().unwrap();
-    let (ok, _) = switch.stop();
-    assert!(ok, "switch-emu serve failed");
+    assert!(switch.stop(), "switch-emu serve failed");
 
     // What packet-format reads from the capture.
     let bytes = std::fs::read(&pcap).unwrap();

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use ina_tests::bins::SwitchProc;
 use ina_tests::jobs::{self, JobShape};
+use ina_tests::procs::Switch;
 use switch_emu::metrics::exposition::{parse, SampleKey};
 use switch_emu::metrics::scrape;
 use switch_emu::udp::client;
@@ -24,9 +24,9 @@ fn key(name: &str, labels: &[(&str, &str)]) -> SampleKey {
 
 #[test]
 fn scrape_matches_the_switch_status() {
-    let switch = SwitchProc::start(&["--metrics", "127.0.0.1:0", "--slots", "256"]);
+    let switch = Switch::start(&["--metrics", "127.0.0.1:0", "--slots", "256"]);
     let control = SocketAddr::V4(switch.control);
-    let metrics = switch.metrics.unwrap();
+    let metrics = switch.metrics().expect("metrics address in the log");
 
     let shape = JobShape {
         name: "scraped",
@@ -141,6 +141,5 @@ fn scrape_matches_the_switch_status() {
     let after = parse(&scrape(metrics, Duration::from_secs(5)).unwrap()).unwrap();
     assert_eq!(after[&key("ina_active_jobs", &[])], 0.0);
     assert_eq!(after[&key("ina_leased_slots", &[])], 0.0);
-    let (ok, _) = switch.stop();
-    assert!(ok, "switch-emu serve failed");
+    assert!(switch.stop(), "switch-emu serve failed");
 }

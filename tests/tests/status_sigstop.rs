@@ -2,13 +2,13 @@
 //! `host-agent bench` ranks; rank 1 is stopped (SIGSTOP) mid-job, and
 //! `switch-emu status` must name rank 1 as the one the waiting slots miss.
 //! Then it continues (SIGCONT) and the job completes with checked results.
-//! Every child is continued and killed if the test fails.
+//! Every child is killed if the test fails (SIGKILL ends a stopped process too).
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ina_tests::bins::{bin, Proc, SwitchProc};
+use ina_tests::procs::{bench, binary, Switch};
 use switch_emu::control::status::{JobView, StatusReport};
 use switch_emu::udp::client;
 
@@ -37,18 +37,27 @@ fn job(report: &StatusReport) -> Option<&JobView> {
 #[test]
 fn status_names_the_stopped_rank() {
     // A long worker timeout: the stopped rank must be reported, not expired.
-    let switch = SwitchProc::start(&["--worker-timeout", "120"]);
+    let switch = Switch::start(&["--worker-timeout", "120"]);
     let control = SocketAddr::V4(switch.control);
-    let ranks: Vec<Proc> = (0..WORLD)
+    let mut ranks: Vec<_> = (0..WORLD)
         .map(|rank| {
-            let mut cmd = Command::new(bin("host-agent"));
-            cmd.arg("bench")
-                .args(["--control", &control.to_string(), "--job", "paused"])
-                .args(["--rank", &rank.to_string(), "--world", &WORLD.to_string()])
-                .args(["--dtype", "i32", "--sizes", "64KiB", "--iters", "1000"])
-                .args(["--warmup", "1", "--window", "16"])
-                .args(["--stall-timeout", "120s", "--join-timeout", "30s"]);
-            Proc::spawn(format!("host-agent bench rank {rank}"), &mut cmd)
+            let flags = [
+                "--dtype",
+                "i32",
+                "--sizes",
+                "64KiB",
+                "--iters",
+                "1000",
+                "--warmup",
+                "1",
+                "--window",
+                "16",
+                "--stall-timeout",
+                "120s",
+                "--join-timeout",
+                "30s",
+            ];
+            bench(&switch, "paused", rank, WORLD, &flags)
         })
         .collect();
 
@@ -58,7 +67,7 @@ fn status_names_the_stopped_rank() {
         let done = job(&report)?.counters.as_ref()?.totals["completed_slots"];
         (done > 0).then_some(())
     });
-    ranks[usize::from(STOPPED)].signal(libc::SIGSTOP);
+    ranks[usize::from(STOPPED)].signal("STOP");
 
     // The other ranks run into their windows; every waiting slot then
     // misses exactly the stopped rank.
@@ -80,7 +89,7 @@ fn status_names_the_stopped_rank() {
     assert!(!silent.left);
 
     // The command-line tool says the same in its table.
-    let out = Command::new(bin("switch-emu"))
+    let out = Command::new(binary("switch-emu"))
         .args(["status", "--control", &control.to_string()])
         .output()
         .unwrap();
@@ -107,13 +116,15 @@ fn status_names_the_stopped_rank() {
         "member addresses in:\n{table}"
     );
 
-    ranks[usize::from(STOPPED)].signal(libc::SIGCONT);
-    for rank in ranks {
-        let name = rank.name.clone();
-        let stderr = rank.stderr_text();
-        let (ok, stdout) = rank.wait(Duration::from_secs(180));
-        assert!(ok, "{name} failed:\n{stdout}\n{stderr}");
+    ranks[usize::from(STOPPED)].signal("CONT");
+    for rank in &mut ranks {
+        let status = rank.wait_timeout(Duration::from_secs(180));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} did not finish cleanly ({status:?})\n{}",
+            rank.name,
+            rank.transcript()
+        );
     }
-    let (ok, _) = switch.stop();
-    assert!(ok, "switch-emu serve failed");
+    assert!(switch.stop(), "switch-emu serve failed");
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod controller;
+pub mod demo;
 pub mod p4_config;
 pub mod serve;
 pub mod status;

@@ -38,12 +38,14 @@
 //!   [`StatusReport`] (the job keys are never shown).
 //!
 //! Membership is the connection: when a member of a running job
-//! disconnects without `leave`, the job fails: it is removed from the
+//! disconnects without `leave`, the job is expired: it is removed from the
 //! dataplane, its lease reclaimed, and every other connected member gets
 //! `{"reply":"job_failed","reason":...,"ranks":[R]}`. The same happens when
 //! a job has a round waiting for a rank that has not been heard for
 //! `worker_timeout` (silence expiry; needs [`Dataplane::activity`]).
-//! Ended jobs (name, outcome, reason, ranks, time) are kept for `status`.
+//! Ended jobs (name, outcome, reason, ranks, time) are kept for `status`;
+//! the outcome is `completed` (every rank left), `expired` (a member vanished
+//! or went silent while running) or `failed` (it never started).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddrV4;
@@ -702,7 +704,7 @@ impl Controller {
                 if let Some(job) = self.running.get_mut(&id) {
                     job.members[usize::from(rank)].conn = None;
                 }
-                self.fail_job(now, id, "failed", reason, vec![rank], dp)
+                self.fail_job(now, id, "expired", reason, vec![rank], dp)
             }
         }
     }

@@ -292,8 +292,8 @@ fn disconnect_fails_the_job_and_frees_the_lease() {
     let s = f.status(1000);
     assert!(s.jobs.is_empty());
     assert_eq!(s.lease.free, 100);
-    assert_eq!(s.ended[0].outcome, "failed");
-    assert_eq!(s.control["jobs_failed"], 1);
+    assert_eq!(s.ended[0].outcome, "expired");
+    assert_eq!(s.control["jobs_expired"], 1);
     // Later disconnects of the other members change nothing.
     assert!(f.c.handle_disconnect(now, 10, &mut f.dp).is_empty());
     assert_eq!(f.dp.log.len(), 2);

@@ -1,0 +1,151 @@
+//! The allreduce benchmark behind `host-agent bench` and `switch-emu demo`:
+//! for each size, warm-up and timed iterations on deterministic inputs
+//! ([`inputs`]), every result checked, reported like nccl-tests.
+//!
+//! Each timed iteration starts after a one-element allreduce that acts as a
+//! barrier (so that no rank's clock includes waiting for a peer still
+//! checking the previous result); only the allreduce itself is timed.
+
+pub mod inputs;
+mod report;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::agent::{Agent, AgentError, AgentStats};
+
+pub use report::{header, line, parse_size, SizeResult};
+
+/// Element type of a bench run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    /// 32-bit integers, summed exactly (wrapping).
+    I32,
+    /// 32-bit floats, in block fixed point.
+    F32,
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dtype::I32 => "int32",
+            Dtype::F32 => "float32",
+        })
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "i32" | "int32" => Ok(Dtype::I32),
+            "f32" | "float32" => Ok(Dtype::F32),
+            other => Err(format!("unknown dtype '{other}' (f32 or i32)")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Tensor sizes in bytes (multiples of 4).
+    pub sizes: Vec<usize>,
+    /// Timed iterations per size (at least 1).
+    pub iters: u32,
+    /// Untimed iterations before them (checked too).
+    pub warmup: u32,
+}
+
+/// Runs the benchmark on a joined agent. A wrong result does not stop the
+/// run (it is reported in [`SizeResult::failure`]); an agent error does.
+pub fn run(
+    agent: &mut Agent,
+    config: &BenchConfig,
+    mut on_result: impl FnMut(&SizeResult),
+) -> Result<Vec<SizeResult>, AgentError> {
+    let world = agent.world();
+    let rank = agent.rank();
+    let epp = usize::from(agent.params().elements_per_packet);
+    let mut results = Vec::new();
+    // Iteration numbers continue across sizes so that every call has its own inputs.
+    let mut iteration = 0u32;
+    for &bytes in &config.sizes {
+        let elements = bytes / 4;
+        let mut times = Vec::with_capacity(config.iters as usize);
+        let mut packets = 0u64;
+        let mut retransmissions = 0u64;
+        let mut failure = None;
+        let mut ints = vec![
+            0i32;
+            if config.dtype == Dtype::I32 {
+                elements
+            } else {
+                0
+            }
+        ];
+        let mut floats = vec![
+            0f32;
+            if config.dtype == Dtype::F32 {
+                elements
+            } else {
+                0
+            }
+        ];
+        for i in 0..config.warmup + config.iters.max(1) {
+            match config.dtype {
+                Dtype::I32 => inputs::fill_i32(rank, iteration, &mut ints),
+                Dtype::F32 => inputs::fill_f32(rank, iteration, &mut floats),
+            }
+            agent.allreduce_i32(&mut [0])?;
+            let before = agent.stats();
+            let started = Instant::now();
+            match config.dtype {
+                Dtype::I32 => agent.allreduce_i32(&mut ints)?,
+                Dtype::F32 => agent.allreduce_f32(&mut floats)?,
+            }
+            let took = started.elapsed();
+            let after = agent.stats();
+            let check = match config.dtype {
+                Dtype::I32 => inputs::check_i32(world, iteration, &ints),
+                Dtype::F32 => inputs::check_f32(world, iteration, epp, &floats),
+            };
+            if let (Err(e), None) = (check, &failure) {
+                failure = Some(format!("iteration {i}: {e}"));
+            }
+            if i >= config.warmup {
+                times.push(took);
+                packets += delta(&before, &after, |s| s.engine.packets_sent);
+                retransmissions += delta(&before, &after, |s| s.engine.retransmissions);
+            }
+            iteration = iteration.wrapping_add(1);
+        }
+        let result = SizeResult::new(
+            bytes,
+            config.dtype,
+            world,
+            &times,
+            packets,
+            retransmissions,
+            failure,
+        );
+        on_result(&result);
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn delta(before: &AgentStats, after: &AgentStats, f: impl Fn(&AgentStats) -> u64) -> u64 {
+    f(after).saturating_sub(f(before))
+}
+
+/// The median of `times` (the lower middle for an even count).
+pub fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or_default()
+}
