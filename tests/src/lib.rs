@@ -5,10 +5,14 @@
 //! allreduce under loss, duplication and reordering runs in milliseconds and
 //! replays exactly from its seed.
 //!
-//! [`procs`] runs the real binaries on loopback for the system tests.
+//! [`procs`] runs the real binaries on loopback for the system tests;
+//! [`pcapfile`] reads the switch's captures; [`jobs`] runs jobs of
+//! in-process agents with checked results.
 #![deny(unsafe_code)]
 
+pub mod jobs;
 pub mod link;
+pub mod pcapfile;
 pub mod procs;
 pub mod sim;
 

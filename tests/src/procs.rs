@@ -3,7 +3,7 @@
 //! sure every child dies with the test, pass or fail.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -61,6 +61,14 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// The workspace root (where `tools/` is).
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Collected output of a child's pipe, filled by a reader thread.
@@ -225,6 +233,22 @@ impl Switch {
             data,
             control,
         }
+    }
+
+    /// The metrics endpoint, if started with `--metrics` (from its log line).
+    pub fn metrics(&self) -> Option<SocketAddr> {
+        let text = self.proc.stderr.text();
+        let line = text.lines().find(|l| l.contains("metrics at http://"))?;
+        let rest = &line[line.find("http://")? + "http://".len()..];
+        rest.split('/').next()?.parse().ok()
+    }
+
+    /// Stops it with SIGTERM; true if it exited successfully (after
+    /// flushing its capture and printing its counters).
+    pub fn stop(mut self) -> bool {
+        self.proc.signal("TERM");
+        let status = self.proc.wait_timeout(Duration::from_secs(20));
+        status.is_some_and(|s| s.success())
     }
 
     /// `switch-emu status --json` of this switch, as text.

@@ -1,11 +1,13 @@
 //! `switch-emu serve`.
 
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use switch_emu::core::Config;
+use switch_emu::taps::Taps;
 use switch_emu::udp::{Server, ServerConfig};
 
 use super::parse_duration;
@@ -54,6 +56,14 @@ pub struct ServeArgs {
     /// Do not use UDP GSO on send even if the kernel offers it.
     #[arg(long)]
     no_gso: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Write every datagram received and sent to FILE (pcap, Ethernet
+    /// frames synthesized around the datagrams; read it with
+    /// tools/wireshark/ina.lua). Flushed on exit and on SIGUSR1.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 /// Serves until SIGINT/SIGTERM, then prints the counters.
@@ -76,7 +86,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         gso: !args.no_gso,
         log: true,
     };
-    let server = Server::bind(config).context("starting the switch")?;
+    let mut taps = Taps::default();
+    if let Some(path) = &args.pcap {
+        taps = taps
+            .with_pcap(path)
+            .with_context(|| format!("creating the capture file {}", path.display()))?;
+    }
+    if let Some(addr) = args.metrics {
+        taps = taps
+            .with_metrics(addr)
+            .with_context(|| format!("serving metrics on {addr}"))?;
+    }
+    if let Some(tap) = &taps.metrics {
+        eprintln!("switch-emu: metrics at http://{}/metrics", tap.local_addr());
+    }
+    let server = Server::bind(config)
+        .context("starting the switch")?
+        .with_taps(taps);
     server
         .controls()
         .register_signals()

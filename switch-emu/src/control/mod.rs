@@ -59,6 +59,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::core::JobSpec;
 use crate::dataplane::{Dataplane, DataplaneError};
+use crate::metrics::LeaseFigures;
 
 pub mod lease;
 pub mod status;
@@ -257,6 +258,21 @@ impl Controller {
     /// Number of running jobs.
     pub fn running_jobs(&self) -> usize {
         self.running.len()
+    }
+
+    /// Pool size, leased slots and jobs ended badly, for the metrics.
+    pub fn lease_figures(&self) -> LeaseFigures {
+        let count = |name| self.counters.get(name).copied().unwrap_or(0);
+        LeaseFigures {
+            pool_slots: u64::from(self.pool.slots()),
+            leased_slots: u64::from(self.pool.slots()) - u64::from(self.pool.free_slots()),
+            expired_jobs: count("jobs_failed") + count("jobs_expired"),
+        }
+    }
+
+    /// The name of running job `id`.
+    pub fn job_name(&self, id: u16) -> Option<&str> {
+        self.running.get(&id).map(|job| job.name.as_str())
     }
 
     fn bump(&mut self, counter: &'static str) {

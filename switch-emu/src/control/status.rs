@@ -211,15 +211,22 @@ impl StatusReport {
         for job in &self.jobs {
             let _ = writeln!(
                 out,
-                "  {} id={} world={} window={} elements={} lease={}+{} age={:.1}s",
-                job.name,
-                job.id,
-                job.world,
-                job.window,
-                job.elements_per_packet,
-                job.lease.base,
+                "  {} id={} world={} elements={} age={:.1}s",
+                job.name, job.id, job.world, job.elements_per_packet, job.age_s
+            );
+            let retx = job
+                .counters
+                .as_ref()
+                .and_then(|c| c.totals.get("retransmissions"))
+                .map_or("-".to_string(), u64::to_string);
+            let _ = writeln!(
+                out,
+                "    slots leased: {} ({}..{}), in flight: {}, retransmissions: {}",
                 job.lease.count,
-                job.age_s
+                job.lease.base,
+                u32::from(job.lease.base) + u32::from(job.lease.count),
+                job.incomplete_slots.len(),
+                retx
             );
             let _ = writeln!(
                 out,
@@ -246,7 +253,7 @@ impl StatusReport {
                 let _ = writeln!(
                     out,
                     "    {:>6} {:>3} {:>10}  {:>8}  {:<16} contributed",
-                    "slot", "set", "seq", "age", "missing"
+                    "slot", "set", "seq", "waiting", "missing"
                 );
                 for s in job.incomplete_slots.iter().take(TABLE_SLOTS) {
                     let _ = writeln!(

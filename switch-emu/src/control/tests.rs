@@ -446,4 +446,8 @@ fn status_renders() {
         text.contains("jobs (1)") && text.contains("pend world=4 joined=0 missing=1,2,3"),
         "{text}"
     );
+    assert!(
+        text.contains("slots leased: 10 (0..10), in flight: 0, retransmissions: -"),
+        "{text}"
+    );
 }

@@ -7,4 +7,4 @@ pub mod server;
 
 pub use exposition::{Family, Kind};
 pub use families::{families, LeaseFigures};
-pub use server::{MetricsServer, Snapshot};
+pub use server::{scrape, MetricsServer, Snapshot};

@@ -10,6 +10,10 @@
 //! detected at startup and logged; a GSO send the kernel refuses later
 //! switches to plain sends. Loss injection (`drop`, `seed`) happens here, on
 //! received datagrams, before the core sees them: the core must not know.
+//! [`Server::with_taps`] adds a packet capture (every datagram as it
+//! arrives, before loss injection, and every result the core releases, with
+//! the real addresses) and the metrics endpoint, refreshed by this loop at
+//! most every [`crate::taps::METRICS_INTERVAL`] and whenever a scrape asks.
 //!
 //! ```no_run
 //! use switch_emu::udp::{Server, ServerConfig};

@@ -23,6 +23,7 @@ use crate::control::status::StatusReport;
 use crate::control::{ConnId, ControlConfig, Controller, Outbox};
 use crate::core::{SwitchCore, Verdict};
 use crate::emulated::EmulatedDataplane;
+use crate::taps::Taps;
 
 /// Most control connections served at once; more are closed on accept.
 const MAX_CONNS: usize = 1024;
@@ -170,6 +171,9 @@ pub struct Server {
     result: Vec<u8>,
     loss: Option<(f64, SmallRng)>,
     counters: DriverCounters,
+    taps: Taps,
+    /// The switch's address as written into captured packets.
+    capture_addr: SocketAddrV4,
 }
 
 fn bind_err(what: &'static str, addr: SocketAddrV4) -> impl FnOnce(io::Error) -> ServerError {
@@ -284,6 +288,8 @@ impl Server {
             result: Vec::new(),
             loss,
             counters: DriverCounters::default(),
+            taps: Taps::default(),
+            capture_addr: advertised,
         })
     }
 
@@ -300,6 +306,12 @@ impl Server {
     /// Shutdown and dump triggers.
     pub fn controls(&self) -> Controls {
         self.controls.clone()
+    }
+
+    /// Attaches a packet capture and/or the metrics endpoint.
+    pub fn with_taps(mut self, taps: Taps) -> Server {
+        self.taps = taps;
+        self
     }
 
     /// Runs on a new thread.
@@ -319,14 +331,40 @@ impl Server {
     /// The status document, with the driver's counters.
     pub fn status(&self) -> StatusReport {
         let mut report = self.controller.status(Instant::now(), &self.dp);
-        report.driver = self.counters.map();
+        report.driver = self.driver_counters();
         report
     }
 
-    /// Serves until [`Controls::shutdown`]; returns the final status (counters).
+    fn driver_counters(&self) -> BTreeMap<String, u64> {
+        let mut map = self.counters.map();
+        if self.taps.pcap.is_some() || self.taps.pcap_error.is_some() {
+            map.insert("pcap_records".into(), self.taps.pcap_records());
+        }
+        map
+    }
+
+    /// Serves until [`Controls::shutdown`]; returns the final status
+    /// (counters). The capture, if any, is flushed on the way out.
     pub fn run(mut self) -> Result<StatusReport, ServerError> {
+        let served = self.serve();
+        if let Err(e) = self.taps.flush() {
+            self.taps.pcap_error = Some(format!("flushing the capture: {e}"));
+        }
+        if let Some(e) = &self.taps.pcap_error {
+            if self.config.log {
+                eprintln!("switch-emu: {e}");
+            }
+        }
+        served?;
+        Ok(self.status())
+    }
+
+    fn serve(&mut self) -> Result<(), ServerError> {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut conn_ids: Vec<ConnId> = Vec::new();
+        let metrics_fd = self.taps.metrics_fd();
+        // Fixed fds first; the metrics wake-up (if any) next, then connections.
+        let first_conn = 4 + usize::from(metrics_fd.is_some());
         loop {
             fds.clear();
             conn_ids.clear();
@@ -335,7 +373,10 @@ impl Server {
                 self.listener.as_raw_fd(),
                 self.quit_rx.as_raw_fd(),
                 self.dump_rx.as_raw_fd(),
-            ] {
+            ]
+            .into_iter()
+            .chain(metrics_fd)
+            {
                 fds.push(pollfd(fd, libc::POLLIN));
             }
             for (&id, conn) in &self.conns {
@@ -347,7 +388,11 @@ impl Server {
                 fds.push(pollfd(conn.stream.as_raw_fd(), events));
                 conn_ids.push(id);
             }
-            let timeout = match self.controller.poll_timeout() {
+            let wake_at = match (self.controller.poll_timeout(), self.taps.metrics_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match wake_at {
                 None => -1,
                 Some(at) => {
                     let wait = at.saturating_duration_since(Instant::now());
@@ -367,9 +412,10 @@ impl Server {
             }
             if fds[3].revents != 0 && drain(&self.dump_rx) {
                 println!("{}", self.status().render());
+                let _ = self.taps.flush();
             }
             for (k, &id) in conn_ids.iter().enumerate() {
-                if fds[4 + k].revents != 0 {
+                if fds[first_conn + k].revents != 0 {
                     self.serve_conn(id);
                 }
             }
@@ -379,8 +425,11 @@ impl Server {
                 self.deliver(outbox);
             }
             self.flush_conns();
+            let scrape_woke = metrics_fd.is_some() && fds[4].revents != 0;
+            self.taps
+                .refresh_metrics(now, scrape_woke, self.dp.core(), &self.controller);
         }
-        Ok(self.status())
+        Ok(())
     }
 
     fn serve_data(&mut self) {
@@ -403,6 +452,8 @@ impl Server {
                 result,
                 loss,
                 counters,
+                taps,
+                capture_addr,
                 ..
             } = self;
             for i in 0..n {
@@ -413,6 +464,7 @@ impl Server {
                 }
                 for datagram in received.datagrams() {
                     counters.rx_datagrams += 1;
+                    taps.record_datagram(src, *capture_addr, datagram);
                     if let Some((p, rng)) = loss.as_mut() {
                         if rng.gen::<f64>() < *p {
                             counters.injected_loss += 1;
@@ -424,9 +476,13 @@ impl Server {
                         Verdict::Multicast { job } => {
                             for &member in core.members(job).unwrap_or(&[]) {
                                 outq.push(member, result);
+                                taps.record_datagram(*capture_addr, member, result);
                             }
                         }
-                        Verdict::Unicast { to } => outq.push(to, result),
+                        Verdict::Unicast { to } => {
+                            outq.push(to, result);
+                            taps.record_datagram(*capture_addr, to, result);
+                        }
                         Verdict::Absorbed | Verdict::Drop(_) => {}
                     }
                 }
@@ -554,7 +610,7 @@ impl Server {
                 if let Some(obj) = value.as_object_mut() {
                     obj.insert(
                         "driver".into(),
-                        serde_json::to_value(self.counters.map()).unwrap_or_default(),
+                        serde_json::to_value(self.driver_counters()).unwrap_or_default(),
                     );
                 }
             }
