@@ -30,7 +30,6 @@ use crate::control::ControlConfigError;
 use crate::core::{Config, ConfigError};
 
 pub mod client;
-mod conn;
 mod offload;
 mod outq;
 mod server;
