@@ -1,4 +1,5 @@
-//! Whole-system test support: the deterministic simulator.
+//! Whole-system test support: the deterministic simulator, and helpers
+//! for tests on emulated clusters ([`netns`]).
 //!
 //! [`sim::Sim`] connects n worker engines and one switch core in memory,
 //! with a simulated clock and seeded faults on every link, so that a whole
@@ -7,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod link;
+pub mod netns;
 pub mod sim;
 
 pub use link::LinkFaults;

@@ -1,0 +1,117 @@
+//! `switch-emu serve` in L2 mode: the ports, the core and the control plane
+//! on one thread. The control plane is the same [`Controller`] as in UDP
+//! mode, on a TCP listener bound to the switch IP of the kernel interface
+//! behind the CPU port, served through [`ControlIo`] like the UDP driver's.
+
+use std::net::{SocketAddrV4, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::run::{serve_loop, Companion, L2Driver};
+use crate::control::status::StatusReport;
+use crate::control::{ControlConfig, Controller};
+use crate::control_io::ControlIo;
+use crate::core::{Config, SwitchCore};
+use crate::emulated::EmulatedDataplane;
+use crate::udp::ServerError;
+
+/// Settings of the aggregation side of an L2 switch.
+#[derive(Debug, Clone)]
+pub struct L2ServeConfig {
+    /// Control listener address (the switch IP on its kernel interface).
+    pub control: SocketAddrV4,
+    /// Limits of the core.
+    pub core: Config,
+    /// Largest lease (window) one job may hold.
+    pub job_quota: u16,
+    /// Silence after which a job with waiting slots expires.
+    pub worker_timeout: Duration,
+    /// Time a job may take to gather all its joins.
+    pub join_timeout: Duration,
+}
+
+/// The core and the control plane beside the ports (a [`Companion`]).
+#[derive(Debug)]
+pub struct L2Control<'a> {
+    dp: EmulatedDataplane,
+    control: ControlIo,
+    dump: &'a AtomicBool,
+}
+
+impl<'a> L2Control<'a> {
+    /// Binds the control listener and builds the core and the control plane;
+    /// workers are told to send to `data` (the switch IP, port 48864).
+    /// Setting `dump` prints the status table at the next wake-up.
+    pub fn bind(
+        config: &L2ServeConfig,
+        data: SocketAddrV4,
+        dump: &'a AtomicBool,
+    ) -> Result<Self, ServerError> {
+        let core = SwitchCore::new(config.core)?;
+        let controller = Controller::new(ControlConfig {
+            slots: config.core.slots,
+            max_workers: config.core.max_workers,
+            max_elements_per_packet: config.core.max_elements_per_packet,
+            job_quota: config.job_quota,
+            join_timeout: config.join_timeout,
+            worker_timeout: config.worker_timeout,
+            switch_data_addr: data,
+            key_seed: None,
+            history: 32,
+        })?;
+        let listener = TcpListener::bind(config.control).map_err(|source| ServerError::Bind {
+            what: "control listener",
+            addr: config.control,
+            source,
+        })?;
+        Ok(L2Control {
+            dp: EmulatedDataplane::new(core),
+            control: ControlIo::new(listener, controller)?,
+            dump,
+        })
+    }
+
+    /// The status document with the ports' counters.
+    pub fn status(&self, driver: &L2Driver) -> StatusReport {
+        self.control
+            .status(Instant::now(), &self.dp, driver.counter_map())
+    }
+}
+
+impl Companion for L2Control<'_> {
+    fn core(&mut self) -> &mut SwitchCore {
+        self.dp.core_mut()
+    }
+
+    fn pollfds(&mut self, fds: &mut Vec<libc::pollfd>) {
+        self.control.pollfds(fds);
+    }
+
+    fn on_wake(
+        &mut self,
+        _now: Instant,
+        ready: &[libc::pollfd],
+        driver: &L2Driver,
+    ) -> std::io::Result<Option<Instant>> {
+        self.control
+            .serve(ready, &mut self.dp, &|| driver.counter_map());
+        if self.dump.swap(false, Ordering::Relaxed) {
+            println!("{}", self.status(driver).render());
+        }
+        Ok(self.control.poll_timeout())
+    }
+}
+
+/// Serves `driver`'s ports with aggregation and the control plane until
+/// `stop` is set; returns the final status (counters).
+pub fn serve(
+    driver: &mut L2Driver,
+    config: &L2ServeConfig,
+    stop: &AtomicBool,
+    dump: &AtomicBool,
+) -> Result<StatusReport, ServerError> {
+    let data = SocketAddrV4::new(driver.config().ip, packet_format::UDP_PORT);
+    let mut control = L2Control::bind(config, data, dump)?;
+    serve_loop(driver, &mut control, stop)?;
+    Ok(control.status(driver))
+}
