@@ -1,0 +1,262 @@
+//! The agent against a real UDP switch (switch-emu's server, in process, on
+//! ephemeral loopback ports): results, the non-blocking form and each error.
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use host_agent::quantize::{block_exponent, error_bound};
+use host_agent::{Agent, AgentError, JoinOptions};
+use packet_format::control::ControlErrorKind;
+use switch_emu::udp::{Server, ServerConfig, ServerHandle};
+
+fn switch(config: ServerConfig) -> (ServerHandle, SocketAddr) {
+    let server = Server::bind(ServerConfig {
+        log: false,
+        ..config
+    })
+    .unwrap();
+    let control = SocketAddr::V4(server.local_addrs().control);
+    (server.spawn().unwrap(), control)
+}
+
+fn default_switch() -> (ServerHandle, SocketAddr) {
+    switch(ServerConfig::loopback_ephemeral())
+}
+
+fn options(control: SocketAddr, job: &str, rank: u16, world: u16) -> JoinOptions {
+    JoinOptions {
+        window: 16,
+        ..JoinOptions::new(job, rank, world).control(control)
+    }
+}
+
+/// Runs `f` on `world` joined agents in parallel threads.
+fn on_ranks<T: Send + 'static>(
+    control: SocketAddr,
+    job: &str,
+    world: u16,
+    f: impl Fn(Agent) -> T + Send + Sync + Clone + 'static,
+) -> Vec<T> {
+    let threads: Vec<_> = (0..world)
+        .map(|rank| {
+            let f = f.clone();
+            let job = job.to_string();
+            thread::spawn(move || f(Agent::join(options(control, &job, rank, world)).unwrap()))
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn int32_sums_are_exact_across_calls_with_loss() {
+    let (sw, control) = switch(ServerConfig {
+        drop: 0.05,
+        seed: 7,
+        ..ServerConfig::loopback_ephemeral()
+    });
+    let world = 3;
+    let results = on_ranks(control, "i32", world, move |mut agent| {
+        let rank = agent.rank() as i32;
+        let mut out = Vec::new();
+        for (call, len) in [1000usize, 1, 0, 4097].into_iter().enumerate() {
+            let mut data: Vec<i32> = (0..len as i32)
+                .map(|i| {
+                    i.wrapping_mul(7919)
+                        .wrapping_add(rank * 1_000_003 + call as i32)
+                        | i32::MIN
+                })
+                .collect();
+            agent.allreduce_i32(&mut data).unwrap();
+            out.push(data);
+        }
+        let stats = agent.leave().unwrap();
+        assert!(
+            stats.engine.retransmissions > 0,
+            "5% loss must cause retransmissions"
+        );
+        out
+    });
+    for (call, len) in [1000usize, 1, 0, 4097].into_iter().enumerate() {
+        let expected: Vec<i32> = (0..len as i32)
+            .map(|i| {
+                (0..world as i32).fold(0i32, |acc, rank| {
+                    acc.wrapping_add(
+                        i.wrapping_mul(7919)
+                            .wrapping_add(rank * 1_000_003 + call as i32)
+                            | i32::MIN,
+                    )
+                })
+            })
+            .collect();
+        for r in &results {
+            assert_eq!(r[call], expected, "call {call}");
+        }
+    }
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+#[test]
+fn float32_within_bound_and_identical_through_the_handle() {
+    let (sw, control) = default_switch();
+    let world = 2u16;
+    let len = 3000;
+    let input = |rank: u16, i: usize| {
+        ((i as f32) * 0.37 + f32::from(rank)).sin() * 2f32.powi((i / 64 % 7) as i32 - 3)
+    };
+    let results = on_ranks(control, "f32", world, move |agent| {
+        let rank = agent.rank();
+        let handle = agent.spawn();
+        let data: Vec<f32> = (0..len).map(|i| input(rank, i)).collect();
+        let mut first = handle.allreduce_f32(data.clone());
+        let second = handle.allreduce_f32(data);
+        let stats = handle.stats();
+        let a = loop {
+            if first.is_ready() {
+                break first.wait().unwrap();
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        let b = second.wait().unwrap();
+        assert_eq!(stats.wait().unwrap().allreduces, 2);
+        handle.leave().unwrap();
+        (a, b)
+    });
+    let (a0, b0) = &results[0];
+    for (a, b) in &results {
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            a0.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(a, b);
+        assert_eq!(b, b0);
+    }
+    for (i, &got) in a0.iter().enumerate() {
+        let block = (i / 64) * 64..((i / 64 + 1) * 64).min(len);
+        let e_max = (0..world)
+            .map(|r| block_exponent(&block.clone().map(|j| input(r, j)).collect::<Vec<_>>()))
+            .max()
+            .unwrap();
+        let exact: f64 = (0..world).map(|r| f64::from(input(r, i))).sum();
+        let err = (f64::from(got) - exact).abs();
+        assert!(
+            err <= error_bound(world, e_max, exact),
+            "element {i}: {got} vs {exact}"
+        );
+    }
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+#[test]
+fn non_finite_input_is_refused_and_the_agent_stays_usable() {
+    let (sw, control) = default_switch();
+    let results = on_ranks(control, "nan", 2, |mut agent| {
+        let mut bad = vec![1.0f32, 2.0, f32::NAN];
+        let err = agent.allreduce_f32(&mut bad).unwrap_err();
+        assert!(matches!(err, AgentError::NonFinite { index: 2 }), "{err}");
+        let mut good = vec![1.0f32; 10];
+        agent.allreduce_f32(&mut good).unwrap();
+        good
+    });
+    assert!(results.iter().all(|r| r.iter().all(|&x| x == 2.0)));
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+#[test]
+fn unreachable_switch_and_rejected_joins() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = Agent::join(options(closed, "x", 0, 1)).unwrap_err();
+    assert!(matches!(err, AgentError::SwitchUnreachable { .. }), "{err}");
+
+    let (sw, control) = default_switch();
+    let err = Agent::join(options(control, "x", 2, 2)).unwrap_err();
+    assert!(
+        matches!(&err, AgentError::JoinRejected(e) if e.kind == ControlErrorKind::RankOutOfRange),
+        "{err}"
+    );
+    let err = Agent::join(JoinOptions {
+        elements_per_packet: 10_000,
+        ..options(control, "x", 0, 1)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, AgentError::JoinRejected(e) if e.kind == ControlErrorKind::LimitExceeded),
+        "{err}"
+    );
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+#[test]
+fn join_times_out_when_a_rank_never_comes() {
+    let (sw, control) = default_switch();
+    let started = Instant::now();
+    let err = Agent::join(JoinOptions {
+        join_timeout: Duration::from_millis(300),
+        ..options(control, "lonely", 0, 2)
+    })
+    .unwrap_err();
+    assert!(matches!(err, AgentError::JoinTimeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+/// Rank 1 joins but never contributes. With a patient switch the engine's
+/// stall ends the allreduce and the switch names the missing rank; with a
+/// strict switch the job is expired and the survivor hears `job_failed`.
+#[test]
+fn a_silent_peer_is_a_peer_timeout_or_a_failed_job() {
+    for (worker_timeout, stall, expect_failed) in [
+        (Duration::from_secs(30), Duration::from_millis(400), false),
+        (Duration::from_millis(300), Duration::from_secs(30), true),
+    ] {
+        let (sw, control) = switch(ServerConfig {
+            worker_timeout,
+            ..ServerConfig::loopback_ephemeral()
+        });
+        let silent = thread::spawn(move || {
+            let agent = Agent::join(options(control, "silent", 1, 2)).unwrap();
+            thread::sleep(Duration::from_secs(2));
+            drop(agent);
+        });
+        let mut agent = Agent::join(JoinOptions {
+            stall_timeout: stall,
+            ..options(control, "silent", 0, 2)
+        })
+        .unwrap();
+        let started = Instant::now();
+        let err = agent.allreduce_i32(&mut [1, 2, 3]).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        if expect_failed {
+            assert!(
+                matches!(&err, AgentError::JobFailed { ranks, .. } if ranks == &[1]),
+                "{err}"
+            );
+        } else {
+            assert!(
+                matches!(&err, AgentError::PeerTimeout { missing_ranks, slots, .. } if missing_ranks == &[1] && !slots.is_empty()),
+                "{err}"
+            );
+        }
+        // The agent is finished with its job.
+        assert!(matches!(
+            agent.allreduce_i32(&mut [1]),
+            Err(AgentError::Ended(_))
+        ));
+        drop(agent);
+        silent.join().unwrap();
+        sw.shutdown();
+        sw.join().unwrap();
+    }
+}
