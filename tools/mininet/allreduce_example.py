@@ -85,7 +85,7 @@ def main():
             cmd = [args.host_agent, 'bench',
                    '--control', '%s:%d' % (SWITCH_IP, CONTROL_PORT),
                    '--job', 'mininet-example', '--rank', str(rank), '--world', str(args.hosts),
-                   '--dtype', args.dtype, '--sizes', args.size, '--iters', '1',
+                   '--dtype', args.dtype, '--sizes', args.size, '--iters', '1', '--warmup', '0',
                    '--window', str(args.window), '--elements', str(args.elements)]
             procs.append((host, host.popen(cmd)))
         failed = 0
