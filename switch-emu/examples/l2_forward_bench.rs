@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use switch_emu::core::{Config, SwitchCore};
 use switch_emu::l2::port::{Port, PortOptions, RxMode};
-use switch_emu::l2::run::{wait_readable, DriverOptions, L2Driver};
+use switch_emu::l2::run::{serve_loop, DriverOptions, L2Driver};
 use switch_emu::topo;
 
 #[allow(unsafe_code)]
@@ -86,11 +86,7 @@ fn main() {
         })
         .unwrap();
         let mut core = SwitchCore::new(Config::default()).unwrap();
-        let fds = d.fds();
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            wait_readable(&fds, Duration::from_millis(50)).unwrap();
-            d.process(Instant::now(), &mut core).unwrap();
-        }
+        serve_loop(&mut d, &mut core, &stop2).unwrap();
         (d.counters().clone(), d.switch_counters().clone())
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod control;
+pub mod control_io;
 pub mod core;
 pub mod dataplane;
 pub mod demo;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-/// Userspace in-network aggregation switch (SwitchML-style) over UDP.
+/// Userspace in-network aggregation switch (SwitchML-style) over UDP or on interfaces.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -17,7 +17,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the switch: aggregation over UDP and the job control plane over TCP.
+    /// Run the switch: aggregation over UDP (or, with --port, as an L2
+    /// switch on interfaces) and the job control plane over TCP.
     Serve(cli::serve::ServeArgs),
     /// Show a running switch's jobs, members, waiting slots and counters.
     Status(cli::status::StatusArgs),
@@ -27,8 +28,8 @@ enum Command {
     P4Config(cli::p4_config::P4ConfigArgs),
     /// Run the job control plane for a BMv2 switch running the P4 twin.
     Controller(cli::controller::ControllerArgs),
-    // Later subcommands go here, one variant and one `cli/` module each:
-    // `topo` (namespaces).
+    /// Emulated clusters: network namespaces, veth links, rate limits, loss.
+    Topo(switch_emu::topo::cli::TopoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +39,12 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cli::demo::run(args),
         Command::P4Config(args) => cli::p4_config::run(args),
         Command::Controller(args) => cli::controller::run(args),
+        Command::Topo(args) => {
+            let code = args.execute()?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Whole-system test support: the deterministic simulator.
+//! Whole-system test support: the deterministic simulator, and helpers
+//! for tests on emulated clusters ([`netns`]).
 //!
 //! [`sim::Sim`] connects n worker engines and one switch core in memory,
 //! with a simulated clock and seeded faults on every link, so that a whole
@@ -12,6 +13,7 @@
 
 pub mod jobs;
 pub mod link;
+pub mod netns;
 pub mod pcapfile;
 pub mod procs;
 pub mod sim;

@@ -8,85 +8,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ina_tests::netns::{enter_netns, in_ns, root_or_skip, unique_name, TopoGuard};
 use switch_emu::core::{Config, SwitchCore};
 use switch_emu::l2::port::PortOptions;
 use switch_emu::l2::run::{serve_loop, DriverOptions, L2Driver};
-use switch_emu::topo::{self, TopoSpec};
-
-fn root_or_skip() -> bool {
-    if std::env::var("INA_SKIP_NETNS").as_deref() == Ok("1") {
-        eprintln!("INA_SKIP_NETNS=1: skipping namespace test");
-        return false;
-    }
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .unwrap_or_default();
-    assert_eq!(
-        uid, "0",
-        "this test needs root (network namespaces); set INA_SKIP_NETNS=1 to skip it"
-    );
-    true
-}
-
-/// Deletes the topology on drop (also on panic) and checks nothing survives.
-struct TopoGuard(String);
-
-impl Drop for TopoGuard {
-    fn drop(&mut self) {
-        let _ = topo::down(&self.0);
-        let left = topo::leftovers(&self.0).unwrap_or_default();
-        if !std::thread::panicking() {
-            assert!(left.is_empty(), "namespaces survived: {left:?}");
-        }
-    }
-}
-
-#[allow(unsafe_code)]
-fn enter_netns(name: &str) {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(format!("/run/netns/{name}")).expect("netns file");
-    // SAFETY: setns on a valid namespace descriptor; affects this thread only.
-    assert_eq!(unsafe { libc_setns(f.as_raw_fd()) }, 0, "setns");
-}
-
-#[allow(unsafe_code)]
-unsafe fn libc_setns(fd: i32) -> i32 {
-    extern "C" {
-        fn setns(fd: i32, nstype: i32) -> i32;
-    }
-    const CLONE_NEWNET: i32 = 0x4000_0000;
-    // SAFETY: plain system call wrapper; the caller passes a valid descriptor.
-    unsafe { setns(fd, CLONE_NEWNET) }
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("ip netns exec")
-}
+use switch_emu::topo::TopoSpec;
 
 #[test]
 fn ping_and_tcp_cross_the_l2_switch() {
     if !root_or_skip() {
         return;
     }
-    let name = format!("l2fw{}", std::process::id());
-    let _guard = TopoGuard(name.clone());
-    let t = topo::up(&TopoSpec {
-        name: name.clone(),
+    let (_guard, t) = TopoGuard::up(TopoSpec {
+        name: unique_name("l2fw"),
         workers: 3,
         rate: Some("1gbit".into()),
         mtu: None,
         loss: None,
-    })
-    .expect("topo up");
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let (sw_ns, ports, ip, mac) = (
         t.switch_netns.clone(),
@@ -111,15 +50,7 @@ fn ping_and_tcp_cross_the_l2_switch() {
         })
         .expect("open ports");
         let mut core = SwitchCore::new(Config::default()).unwrap();
-        serve_loop(
-            &mut driver,
-            &mut core,
-            |c| c,
-            &[],
-            &stop_sw,
-            |_, _| Ok(None),
-        )
-        .unwrap();
+        serve_loop(&mut driver, &mut core, &stop_sw).unwrap();
         driver.switch_counters().clone()
     });
     let (w0, w2) = (&t.workers[0], &t.workers[2]);

@@ -30,12 +30,12 @@ class InaSwitch(Switch):
         self.serve_pid = None
         Switch.__init__(self, name, **kwargs)
 
-    def ports(self):
+    def data_ports(self):
         "Names of the data ports (the links Mininet made)."
         return [i.name for i in self.intfList() if i.name != 'lo' and self.name in i.name]
 
     def start(self, _controllers):
-        ports = self.ports()
+        ports = self.data_ports()
         for port in ports:
             self.cmd('ip link set', port, 'up')
         self.cmd('ip link add ctl address', self.switch_mac, 'type veth peer name pctl')

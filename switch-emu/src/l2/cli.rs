@@ -26,22 +26,22 @@ pub struct L2Args {
     #[arg(long = "port")]
     pub ports: Vec<String>,
     /// The port facing the switch's own kernel interface (control plane).
-    #[arg(long)]
+    #[arg(long, requires = "ports")]
     pub cpu_port: Option<String>,
     /// The switch's IP (aggregation and ARP/ICMP).
-    #[arg(long, default_value = "10.77.0.254")]
+    #[arg(long, default_value = "10.77.0.254", requires = "ports")]
     pub ip: Ipv4Addr,
     /// The switch's MAC (aa:bb:..); default: the first port's.
-    #[arg(long, value_parser = parse_mac)]
+    #[arg(long, value_parser = parse_mac, requires = "ports")]
     pub mac: Option<[u8; 6]>,
     /// Receive path.
-    #[arg(long, value_enum, default_value_t = RxArg::Ring)]
+    #[arg(long, value_enum, default_value_t = RxArg::Ring, requires = "ports")]
     pub rx: RxArg,
     /// Send past the egress qdisc (faster; also skips a tc rate limit on the switch side).
-    #[arg(long)]
+    #[arg(long, requires = "ports")]
     pub qdisc_bypass: bool,
     /// MAC and neighbour aging in seconds.
-    #[arg(long, default_value_t = DEFAULT_AGING.as_secs())]
+    #[arg(long, default_value_t = DEFAULT_AGING.as_secs(), requires = "ports")]
     pub aging_secs: u64,
 }
 

@@ -5,12 +5,14 @@
 //!   own IP, aggregation frames handed to the one [`crate::core::SwitchCore`]).
 //! - [`table`]: the MAC and neighbour tables it keeps.
 //! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
-//! - [`run`]: the event loop tying ports, the core and the control plane together.
+//! - [`run`]: the event loop tying ports, the core and a [`run::Companion`] together.
+//! - [`serve`]: `switch-emu serve` in L2 mode (the control plane as companion).
 
 pub mod cli;
 pub mod logic;
 pub mod port;
 pub mod run;
+pub mod serve;
 pub mod table;
 
 pub use logic::{Decision, L2Config, L2Counters, L2Switch, PortMask, TxFrames, MAX_PORTS};

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use super::logic::{Decision, L2Config, L2Counters, L2Switch, PortMask, TxFrames, MAX_PORTS};
 use super::port::{Port, PortOptions};
 use crate::core::SwitchCore;
+use crate::taps::Taps;
 
 /// Frames read from one port before moving to the next (fairness).
 const RX_BUDGET: usize = 256;
@@ -70,6 +71,8 @@ pub struct L2Driver {
     originated: TxFrames,
     counters: DriverCounters,
     last_expire: Instant,
+    /// Capture of every frame received and sent (`--pcap`); off by default.
+    capture: Taps,
 }
 
 /// How to open the switch.
@@ -131,7 +134,21 @@ impl L2Driver {
             originated: TxFrames::default(),
             counters: DriverCounters::default(),
             last_expire: Instant::now(),
+            capture: Taps::default(),
         })
+    }
+
+    /// Records every frame the ports receive and send from now on.
+    pub fn set_capture(&mut self, capture: Taps) {
+        self.capture = capture;
+    }
+
+    /// Flushes the capture; returns why it stopped early, if it did.
+    pub fn finish_capture(&mut self) -> Option<String> {
+        if let Err(e) = self.capture.flush() {
+            self.capture.pcap_error = Some(format!("flushing the capture: {e}"));
+        }
+        self.capture.pcap_error.clone()
     }
 
     /// Descriptors to poll for readability.
@@ -149,6 +166,36 @@ impl L2Driver {
         &self.counters
     }
 
+    /// The driver's and the L2 logic's counters by name, for the `driver`
+    /// map of a status document.
+    pub fn counter_map(&self) -> std::collections::BTreeMap<String, u64> {
+        let (d, l) = (&self.counters, self.switch.counters());
+        [
+            ("rx_frames", d.rx_frames),
+            ("tx_frames", d.tx_frames),
+            ("tx_dropped", d.tx_dropped),
+            ("frames_in", l.frames_in),
+            ("unicast_forwarded", l.unicast_forwarded),
+            ("flooded", l.flooded),
+            ("filtered", l.filtered),
+            ("arp_replies", l.arp_replies),
+            ("icmp_replies", l.icmp_replies),
+            ("agg_in", l.agg_in),
+            ("agg_out", l.agg_out),
+            ("agg_out_flooded", l.agg_out_flooded),
+            ("malformed", l.malformed),
+            ("not_served", l.not_served),
+            ("to_cpu", l.to_cpu),
+        ]
+        .into_iter()
+        .chain(
+            (self.capture.pcap.is_some() || self.capture.pcap_error.is_some())
+                .then(|| ("pcap_records", self.capture.pcap_records())),
+        )
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// The switch's MAC and IP settings.
     pub fn config(&self) -> &L2Config {
         self.switch.config()
@@ -159,9 +206,14 @@ impl L2Driver {
     pub fn process(&mut self, now: Instant, core: &mut SwitchCore) -> io::Result<usize> {
         let mut total = 0;
         for index in 0..self.ports.len() {
-            let (switch, staged, originated) =
-                (&mut self.switch, &mut self.staged, &mut self.originated);
+            let (switch, staged, originated, capture) = (
+                &mut self.switch,
+                &mut self.staged,
+                &mut self.originated,
+                &mut self.capture,
+            );
             total += self.ports[index].recv_batch(RX_BUDGET, |frame| {
+                capture.record_frame(frame);
                 if let Decision::Forward(mask) =
                     switch.handle_frame(now, index, frame, core, originated)
                 {
@@ -192,6 +244,9 @@ impl L2Driver {
                 .iter()
                 .map(|r| &staged.buf[r.clone()])
                 .collect();
+            for frame in &frames {
+                self.capture.record_frame(frame);
+            }
             let before = port.tx_dropped;
             let sent = port.send_batch(&frames)?;
             self.counters.tx_frames += sent as u64;
@@ -211,20 +266,42 @@ fn stage(staged: &mut [Staged], mask: PortMask, frame: &[u8]) {
     }
 }
 
-/// Waits until one of `fds` is readable or `timeout` passes.
+/// What runs beside the ports in [`serve_loop`]: the owner of the core and,
+/// in `switch-emu serve`, the control plane (see [`super::serve`]).
+pub trait Companion {
+    /// The core the ports feed (shared with the control plane).
+    fn core(&mut self) -> &mut SwitchCore;
+
+    /// Appends the descriptors to wait on besides the ports.
+    fn pollfds(&mut self, _fds: &mut Vec<libc::pollfd>) {}
+
+    /// Called after the ports are drained on every wake-up, with the entries
+    /// [`Companion::pollfds`] appended (after `poll`); returns the next deadline.
+    fn on_wake(
+        &mut self,
+        _now: Instant,
+        _ready: &[libc::pollfd],
+        _driver: &L2Driver,
+    ) -> io::Result<Option<Instant>> {
+        Ok(None)
+    }
+}
+
+/// A bare core: an L2 switch with aggregation but no control plane (jobs
+/// installed directly; tests and benchmarks).
+impl Companion for SwitchCore {
+    fn core(&mut self) -> &mut SwitchCore {
+        self
+    }
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes.
 #[allow(unsafe_code)]
-pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<()> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `pfds` is a live array of pollfd of the length passed.
-    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+pub fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()> {
+    // Round up so that a deadline is never handled early.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a live array of pollfd of the length passed.
+    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if ret < 0 {
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -234,35 +311,35 @@ pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs the switch until `stop` is set. Each wake-up (a port or one of
-/// `extra_fds` readable, or the deadline returned last time) processes every
-/// port, then calls `on_wake(now, state)`: the caller's control plane (the
-/// TCP listener and [`crate::dataplane::Dataplane`] owner) does its work
-/// there and returns its next deadline. `core_of` reaches the core inside
-/// the caller's state, so the control plane and the ports share one core.
-pub fn serve_loop<S>(
+/// Runs the switch until `stop` is set. Each wake-up (a port or one of the
+/// companion's descriptors ready, or its deadline reached) drains every
+/// port, then calls [`Companion::on_wake`], where the control plane does its
+/// work, so the ports and the control plane share one core on one thread.
+pub fn serve_loop(
     driver: &mut L2Driver,
-    state: &mut S,
-    core_of: fn(&mut S) -> &mut SwitchCore,
-    extra_fds: &[RawFd],
+    companion: &mut impl Companion,
     stop: &std::sync::atomic::AtomicBool,
-    mut on_wake: impl FnMut(Instant, &mut S) -> io::Result<Option<Instant>>,
 ) -> io::Result<()> {
-    let mut fds = driver.fds();
-    fds.extend_from_slice(extra_fds);
+    let ports = driver.fds();
+    let mut fds: Vec<libc::pollfd> = Vec::new();
     let mut deadline: Option<Instant> = None;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let now = Instant::now();
+        fds.clear();
+        fds.extend(
+            ports
+                .iter()
+                .map(|&fd| crate::control_io::pollfd(fd, libc::POLLIN)),
+        );
+        companion.pollfds(&mut fds);
         // Bounded wait so that `stop` is noticed within 100 ms.
         let wait = deadline
-            .map(|d| d.saturating_duration_since(now))
+            .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_millis(100));
-        wait_readable(&fds, wait)?;
-        let now = Instant::now();
+        poll(&mut fds, wait)?;
         // Drain until the ports are idle, so a burst costs one poll.
-        while driver.process(now, core_of(state))? > 0 {}
-        deadline = on_wake(Instant::now(), state)?;
+        while driver.process(Instant::now(), companion.core())? > 0 {}
+        deadline = companion.on_wake(Instant::now(), &fds[ports.len()..], driver)?;
     }
     Ok(())
 }

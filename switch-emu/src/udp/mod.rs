@@ -34,7 +34,6 @@ use crate::control::ControlConfigError;
 use crate::core::{Config, ConfigError};
 
 pub mod client;
-mod conn;
 pub mod control_server;
 mod offload;
 mod outq;

@@ -1,7 +1,8 @@
-//! The event loop: one thread serving the data socket, the control
-//! listener, the control connections and the control plane's timers.
+//! The event loop: one thread serving the data socket and, through
+//! [`ControlIo`], the control listener, its connections and the control
+//! plane's timers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -10,23 +11,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use packet_format::control::{ControlError, ControlErrorKind, Reply};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::conn::Conn;
 use super::outq::{split, OutQueue};
 use super::sys::{self, RecvBatch};
 use super::{offload, ServerConfig, ServerError};
 use crate::control::status::StatusReport;
-use crate::control::{ConnId, ControlConfig, Controller, Outbox};
+use crate::control::{ControlConfig, Controller};
+use crate::control_io::{pollfd, ControlIo};
 use crate::core::{SwitchCore, Verdict};
 use crate::emulated::EmulatedDataplane;
 use crate::taps::Taps;
-
-/// Most control connections served at once; more are closed on accept.
-const MAX_CONNS: usize = 1024;
 
 /// Receive batches handled per wake-up before the control side gets a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
@@ -66,8 +63,6 @@ struct DriverCounters {
     tx_errors: u64,
     tx_dropped_full: u64,
     gso_fallbacks: u64,
-    control_connections: u64,
-    control_bad_requests: u64,
 }
 
 impl DriverCounters {
@@ -84,8 +79,6 @@ impl DriverCounters {
             ("tx_errors", self.tx_errors),
             ("tx_dropped_full", self.tx_dropped_full),
             ("gso_fallbacks", self.gso_fallbacks),
-            ("control_connections", self.control_connections),
-            ("control_bad_requests", self.control_bad_requests),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -158,14 +151,11 @@ pub struct Server {
     addrs: ServerAddrs,
     offloads: Offloads,
     udp: UdpSocket,
-    listener: TcpListener,
     quit_rx: UnixStream,
     dump_rx: UnixStream,
     controls: Controls,
-    controller: Controller,
+    control: ControlIo,
     dp: EmulatedDataplane,
-    conns: HashMap<ConnId, Conn>,
-    next_conn: ConnId,
     rx: RecvBatch,
     outq: OutQueue,
     result: Vec<u8>,
@@ -202,7 +192,6 @@ impl Server {
         let udp: UdpSocket = sock.into();
         let listener = TcpListener::bind(config.control)
             .map_err(bind_err("control listener", config.control))?;
-        listener.set_nonblocking(true)?;
         let (SocketAddr::V4(data), SocketAddr::V4(control)) =
             (udp.local_addr()?, listener.local_addr()?)
         else {
@@ -273,17 +262,14 @@ impl Server {
             addrs: ServerAddrs { data, control },
             offloads: Offloads { gro, gso },
             udp,
-            listener,
             quit_rx,
             dump_rx,
             controls: Controls {
                 quit: Arc::new(quit_tx),
                 dump: Arc::new(dump_tx),
             },
-            controller,
+            control: ControlIo::new(listener, controller)?,
             dp: EmulatedDataplane::new(core),
-            conns: HashMap::new(),
-            next_conn: 1,
             outq: OutQueue::default(),
             result: Vec::new(),
             loss,
@@ -330,17 +316,12 @@ impl Server {
 
     /// The status document, with the driver's counters.
     pub fn status(&self) -> StatusReport {
-        let mut report = self.controller.status(Instant::now(), &self.dp);
-        report.driver = self.driver_counters();
-        report
+        self.control
+            .status(Instant::now(), &self.dp, self.driver_counters())
     }
 
     fn driver_counters(&self) -> BTreeMap<String, u64> {
-        let mut map = self.counters.map();
-        if self.taps.pcap.is_some() || self.taps.pcap_error.is_some() {
-            map.insert("pcap_records".into(), self.taps.pcap_records());
-        }
-        map
+        driver_map(&self.counters, &self.taps)
     }
 
     /// Serves until [`Controls::shutdown`]; returns the final status
@@ -361,16 +342,13 @@ impl Server {
 
     fn serve(&mut self) -> Result<(), ServerError> {
         let mut fds: Vec<libc::pollfd> = Vec::new();
-        let mut conn_ids: Vec<ConnId> = Vec::new();
         let metrics_fd = self.taps.metrics_fd();
-        // Fixed fds first; the metrics wake-up (if any) next, then connections.
-        let first_conn = 4 + usize::from(metrics_fd.is_some());
+        // Fixed fds first; the metrics wake-up (if any) next, then the control plane's.
+        let first_control = 3 + usize::from(metrics_fd.is_some());
         loop {
             fds.clear();
-            conn_ids.clear();
             for fd in [
                 self.udp.as_raw_fd(),
-                self.listener.as_raw_fd(),
                 self.quit_rx.as_raw_fd(),
                 self.dump_rx.as_raw_fd(),
             ]
@@ -379,16 +357,8 @@ impl Server {
             {
                 fds.push(pollfd(fd, libc::POLLIN));
             }
-            for (&id, conn) in &self.conns {
-                let events = if conn.wants_write() {
-                    libc::POLLIN | libc::POLLOUT
-                } else {
-                    libc::POLLIN
-                };
-                fds.push(pollfd(conn.stream.as_raw_fd(), events));
-                conn_ids.push(id);
-            }
-            let wake_at = match (self.controller.poll_timeout(), self.taps.metrics_deadline()) {
+            self.control.pollfds(&mut fds);
+            let wake_at = match (self.control.poll_timeout(), self.taps.metrics_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -404,30 +374,28 @@ impl Server {
             if fds[0].revents != 0 {
                 self.serve_data();
             }
-            if fds[1].revents != 0 {
-                self.accept();
-            }
-            if fds[2].revents != 0 && drain(&self.quit_rx) {
+            if fds[1].revents != 0 && drain(&self.quit_rx) {
                 break;
             }
-            if fds[3].revents != 0 && drain(&self.dump_rx) {
+            if fds[2].revents != 0 && drain(&self.dump_rx) {
                 println!("{}", self.status().render());
                 let _ = self.taps.flush();
             }
-            for (k, &id) in conn_ids.iter().enumerate() {
-                if fds[first_conn + k].revents != 0 {
-                    self.serve_conn(id);
-                }
+            let scrape_woke = metrics_fd.is_some() && fds[3].revents != 0;
+            {
+                let counters = &self.counters;
+                let taps = &self.taps;
+                self.control
+                    .serve(&fds[first_control..], &mut self.dp, &|| {
+                        driver_map(counters, taps)
+                    });
             }
-            let now = Instant::now();
-            if self.controller.poll_timeout().is_some_and(|at| at <= now) {
-                let outbox = self.controller.handle_timeout(now, &mut self.dp);
-                self.deliver(outbox);
-            }
-            self.flush_conns();
-            let scrape_woke = metrics_fd.is_some() && fds[4].revents != 0;
-            self.taps
-                .refresh_metrics(now, scrape_woke, self.dp.core(), &self.controller);
+            self.taps.refresh_metrics(
+                Instant::now(),
+                scrape_woke,
+                self.dp.core(),
+                self.control.controller(),
+            );
         }
         Ok(())
     }
@@ -549,100 +517,15 @@ impl Server {
         }
         self.outq.clear();
     }
-
-    fn accept(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if self.conns.len() >= MAX_CONNS {
-                        continue; // dropped: closes the connection
-                    }
-                    if let Ok(conn) = Conn::new(stream) {
-                        self.counters.control_connections += 1;
-                        self.conns.insert(self.next_conn, conn);
-                        self.next_conn += 1;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-    }
-
-    fn serve_conn(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let input = conn.read();
-        for request in input.requests {
-            let now = Instant::now();
-            let outbox = match request {
-                Ok(request) => self
-                    .controller
-                    .handle_request(now, id, request, &mut self.dp),
-                Err(message) => {
-                    self.counters.control_bad_requests += 1;
-                    vec![(
-                        id,
-                        Reply::Error(ControlError {
-                            kind: ControlErrorKind::BadRequest,
-                            message,
-                        }),
-                    )]
-                }
-            };
-            self.deliver(outbox);
-        }
-        if input.closed {
-            if let Some(mut conn) = self.conns.remove(&id) {
-                let _ = conn.flush();
-            }
-            let outbox = self
-                .controller
-                .handle_disconnect(Instant::now(), id, &mut self.dp);
-            self.deliver(outbox);
-        }
-    }
-
-    fn deliver(&mut self, outbox: Outbox) {
-        for (id, mut reply) in outbox {
-            if let Reply::Status(value) = &mut reply {
-                if let Some(obj) = value.as_object_mut() {
-                    obj.insert(
-                        "driver".into(),
-                        serde_json::to_value(self.driver_counters()).unwrap_or_default(),
-                    );
-                }
-            }
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.queue(&reply);
-            }
-        }
-    }
-
-    fn flush_conns(&mut self) {
-        let broken: Vec<ConnId> = self
-            .conns
-            .iter_mut()
-            .filter(|(_, c)| c.wants_write())
-            .filter_map(|(&id, c)| c.flush().is_err().then_some(id))
-            .collect();
-        for id in broken {
-            self.conns.remove(&id);
-            let outbox = self
-                .controller
-                .handle_disconnect(Instant::now(), id, &mut self.dp);
-            self.deliver(outbox);
-        }
-    }
 }
 
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
+/// The driver's counters for status replies, with the capture's when one runs.
+fn driver_map(counters: &DriverCounters, taps: &Taps) -> BTreeMap<String, u64> {
+    let mut map = counters.map();
+    if taps.pcap.is_some() || taps.pcap_error.is_some() {
+        map.insert("pcap_records".into(), taps.pcap_records());
     }
+    map
 }
 
 /// A server running on its own thread.

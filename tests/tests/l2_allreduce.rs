@@ -1,0 +1,210 @@
+//! Allreduce across 4 worker namespaces through `switch-emu serve --port ...`
+//! (the binary, flags as `topo run` passes them): 16 MiB of float32 and of
+//! int32 per worker, verified on every worker (int32 exact, float32
+//! bit-identical across workers and within the quantizer's bound of the
+//! f64 sum); then the same with 5% random loss on every link in both
+//! directions (nftables), where retransmissions must happen and results
+//! stay exact. Workers are `host_agent::Agent`s on threads that entered
+//! their namespaces. Needs root (see `ina_tests::netns`).
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use host_agent::quantize::{block_exponent, error_bound};
+use host_agent::{Agent, AgentStats, JoinOptions};
+use ina_tests::netns::{binary, enter_netns, root_or_skip, unique_name, TopoGuard};
+use switch_emu::control::status::StatusReport;
+use switch_emu::topo::run::SwitchProcess;
+use switch_emu::topo::{TopoSpec, Topology};
+
+const WORLD: usize = 4;
+/// 16 MiB of 4-byte elements.
+const N: usize = 4 << 20;
+/// Elements per packet: 1090-byte frames, within the default MTU.
+const ELEMS: u16 = 256;
+
+/// The tests of this file share the 2 CPUs badly; run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn input_i32(rank: usize) -> Vec<i32> {
+    (0..N)
+        .map(|i| mix((rank as u64) << 40 | i as u64) as i32)
+        .collect()
+}
+
+/// Values in +-2^k with k varying per 1000 elements, so that blocks get
+/// different exponents; some all-zero stretches.
+fn input_f32(rank: usize) -> Vec<f32> {
+    (0..N)
+        .map(|i| {
+            let k = (i / 1000) % 12;
+            if k == 11 {
+                return 0.0;
+            }
+            let u = (mix((rank as u64 + 100) << 40 | i as u64) >> 40) as f32 / (1u64 << 24) as f32;
+            (u - 0.5) * (1u32 << k) as f32 / 7.0
+        })
+        .collect()
+}
+
+/// What one worker ends with.
+struct Output {
+    f: Vec<f32>,
+    i: Vec<i32>,
+    stats: AgentStats,
+}
+
+/// One worker: join, allreduce float32 then int32, leave.
+fn worker(t: &Topology, rank: usize, job: &str, window: u16) -> Output {
+    enter_netns(&t.workers[rank].netns);
+    let control = SocketAddr::V4(SocketAddrV4::new(t.switch_ip, packet_format::CONTROL_PORT));
+    let mut options = JoinOptions::new(job, rank as u16, WORLD as u16).control(control);
+    options.elements_per_packet = ELEMS;
+    options.window = window;
+    let mut agent = Agent::join(options).unwrap_or_else(|e| panic!("rank {rank}: join: {e}"));
+    let mut f = input_f32(rank);
+    agent
+        .allreduce_f32(&mut f)
+        .unwrap_or_else(|e| panic!("rank {rank}: f32: {e}"));
+    let mut i = input_i32(rank);
+    agent
+        .allreduce_i32(&mut i)
+        .unwrap_or_else(|e| panic!("rank {rank}: i32: {e}"));
+    let stats = agent.stats();
+    agent
+        .leave()
+        .unwrap_or_else(|e| panic!("rank {rank}: leave: {e}"));
+    Output { f, i, stats }
+}
+
+fn check_i32(results: &[Vec<i32>]) {
+    let inputs: Vec<Vec<i32>> = (0..WORLD).map(input_i32).collect();
+    for (rank, got) in results.iter().enumerate() {
+        for (k, &g) in got.iter().enumerate() {
+            let want = inputs.iter().fold(0i32, |s, v| s.wrapping_add(v[k]));
+            assert_eq!(g, want, "rank {rank}: int32 element {k}");
+        }
+    }
+}
+
+fn check_f32(results: &[Vec<f32>]) {
+    let inputs: Vec<Vec<f32>> = (0..WORLD).map(input_f32).collect();
+    let e = usize::from(ELEMS);
+    for (rank, got) in results.iter().enumerate() {
+        let same = got
+            .iter()
+            .zip(&results[0])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "rank {rank}: float32 result differs from rank 0's");
+    }
+    let got = &results[0];
+    for block in 0..N.div_ceil(e) {
+        let range = block * e..((block + 1) * e).min(N);
+        let e_max = inputs
+            .iter()
+            .map(|v| block_exponent(&v[range.clone()]))
+            .max()
+            .expect("ranks");
+        for k in range {
+            let exact: f64 = inputs.iter().map(|v| f64::from(v[k])).sum();
+            let bound = error_bound(WORLD as u16, e_max, exact);
+            let err = (f64::from(got[k]) - exact).abs();
+            assert!(
+                err <= bound,
+                "float32 element {k}: got {} exact {exact} error {err} > bound {bound}",
+                got[k]
+            );
+        }
+    }
+}
+
+/// Runs the job with `window` slots on a fresh topology; returns each
+/// worker's stats and the switch's final status.
+fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, StatusReport) {
+    let (_guard, t) = TopoGuard::up(TopoSpec {
+        name: unique_name(prefix),
+        workers: WORLD,
+        rate: None,
+        mtu: Some(1500),
+        loss,
+    });
+    let exe = binary("switch-emu", "switch-emu");
+    let serve_args = ["--elements".to_string(), ELEMS.to_string()];
+    let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args).expect("switch");
+    let started = Instant::now();
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WORLD)
+            .map(|rank| {
+                let t = &t;
+                s.spawn(move || worker(t, rank, prefix, window))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    let status = std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(&t.workers[0].netns);
+            let control =
+                SocketAddr::V4(SocketAddrV4::new(t.switch_ip, packet_format::CONTROL_PORT));
+            switch_emu::udp::client::status(control, Duration::from_secs(5)).expect("status")
+        })
+        .join()
+        .unwrap()
+    });
+    switch.stop();
+    let (mut f, mut i, mut stats) = (Vec::new(), Vec::new(), Vec::new());
+    for o in outputs {
+        f.push(o.f);
+        i.push(o.i);
+        stats.push(o.stats);
+    }
+    check_i32(&i);
+    check_f32(&f);
+    let retransmissions: Vec<u64> = stats.iter().map(|s| s.engine.retransmissions).collect();
+    eprintln!(
+        "{prefix}: 2 x 16 MiB allreduce, {WORLD} workers, window {window}, loss {loss:?}%: {:.2}s, retransmissions per rank {retransmissions:?}",
+        elapsed.as_secs_f64()
+    );
+    eprintln!("{}", status.render());
+    (stats, status)
+}
+
+#[test]
+fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A window of 64 keeps the switch's queues (and spurious retransmissions) short.
+    let (stats, status) = run("l2ar", None, 64);
+    assert!(stats.iter().all(|s| s.allreduces == 2));
+    assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
+    assert!(status.driver["agg_in"] >= 2 * (N / usize::from(ELEMS)) as u64 * WORLD as u64);
+}
+
+#[test]
+fn allreduce_exact_under_5pct_loss_on_every_link() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A wide window keeps the other slots busy while lost ones wait for their timers.
+    let (stats, status) = run("l2ls", Some(5), 256);
+    let retransmissions: u64 = stats.iter().map(|s| s.engine.retransmissions).sum();
+    assert!(retransmissions > 0, "no retransmission under 5% loss");
+    let counters = status.counters.as_ref().expect("dataplane counters");
+    assert!(
+        counters.totals["unicast_results"] > 0,
+        "the switch never answered a retransmission: {counters:?}"
+    );
+    assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
+}
