@@ -40,8 +40,10 @@ impl Default for PortOptions {
         PortOptions {
             rx: RxMode::Ring,
             qdisc_bypass: false,
-            block_size: 1 << 13,
-            block_count: 512,
+            // 64 KiB blocks hold jumbo frames (an 8 KiB block truncated
+            // 9000-byte frames, which the switch then dropped); 4 MiB per port.
+            block_size: 1 << 16,
+            block_count: 64,
             block_timeout_ms: 1,
         }
     }
