@@ -111,7 +111,7 @@ pub fn rate_bytes_per_s(rate: &str) -> Option<f64> {
 /// Runs every configuration and prints a line per run; fails on the first
 /// failed run (after tearing its topology down).
 pub fn run_all(spec: &BenchSpec) -> Result<Vec<BenchResult>, BenchError> {
-    if spec.size == 0 || spec.size % 4 != 0 || spec.elements == 0 || spec.workers.is_empty() {
+    if spec.size == 0 || !spec.size.is_multiple_of(4) || spec.elements == 0 || spec.workers.is_empty() {
         return Err(BenchError::BadSpec(
             "size must be a positive multiple of 4; elements and workers non-empty".into(),
         ));
