@@ -42,6 +42,8 @@ pub struct BenchSpec {
     pub switch_emu: PathBuf,
     /// Prefix of the topology names (made unique per run).
     pub name_prefix: String,
+    /// Extra arguments for `switch-emu serve`.
+    pub serve_args: Vec<String>,
 }
 
 /// The outcome of one run.
@@ -111,7 +113,11 @@ pub fn rate_bytes_per_s(rate: &str) -> Option<f64> {
 /// Runs every configuration and prints a line per run; fails on the first
 /// failed run (after tearing its topology down).
 pub fn run_all(spec: &BenchSpec) -> Result<Vec<BenchResult>, BenchError> {
-    if spec.size == 0 || !spec.size.is_multiple_of(4) || spec.elements == 0 || spec.workers.is_empty() {
+    if spec.size == 0
+        || !spec.size.is_multiple_of(4)
+        || spec.elements == 0
+        || spec.workers.is_empty()
+    {
         return Err(BenchError::BadSpec(
             "size must be a positive multiple of 4; elements and workers non-empty".into(),
         ));
@@ -153,7 +159,8 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
         loss: None,
     })?;
     let _guard = TopoGuard(name);
-    let serve_args = vec!["--elements".to_owned(), spec.elements.to_string()];
+    let mut serve_args = vec!["--elements".to_owned(), spec.elements.to_string()];
+    serve_args.extend(spec.serve_args.iter().cloned());
     // The switch's output (its counters at exit) goes to a log, not the table.
     let log = std::env::temp_dir().join(format!("ina-topo-bench-{}.log", topo.spec.name));
     let mut switch =

@@ -96,6 +96,9 @@ pub struct BenchArgs {
     /// The host-agent binary (default: next to this binary).
     #[arg(long)]
     host_agent: Option<std::path::PathBuf>,
+    /// Extra argument for `switch-emu serve` (repeat: --serve-arg=--rx --serve-arg=recv).
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
     /// Prefix of the topology names (the pid and the run are appended).
     #[arg(long, default_value = "tb")]
     name_prefix: String,
@@ -146,6 +149,7 @@ impl TopoArgs {
                     host_agent,
                     switch_emu: exe,
                     name_prefix: a.name_prefix,
+                    serve_args: a.serve_arg,
                 };
                 run_all(&spec)?;
                 Ok(0)
