@@ -27,9 +27,11 @@ pub struct PortOptions {
     /// Bypass the egress qdisc on send (faster, but also bypasses a `tc`
     /// rate limit on the switch side of the link; off in rate-limited topologies).
     pub qdisc_bypass: bool,
-    /// Ring block size in bytes (power of two multiple of the page size).
+    /// Ring block size in bytes (power of two multiple of the page size);
+    /// 0: the smallest that holds one frame of the interface's MTU
+    /// ([`auto_block_size`]).
     pub block_size: u32,
-    /// Ring blocks.
+    /// Ring blocks; 0: as many as make [`RING_BYTES`].
     pub block_count: u32,
     /// Block retire timeout in ms: a partly filled block is handed over after this.
     pub block_timeout_ms: u32,
@@ -40,11 +42,27 @@ impl Default for PortOptions {
         PortOptions {
             rx: RxMode::Ring,
             qdisc_bypass: false,
-            block_size: 1 << 13,
-            block_count: 512,
+            block_size: 0,
+            block_count: 0,
             block_timeout_ms: 1,
         }
     }
+}
+
+/// Receive ring bytes per port when the block count is automatic.
+pub const RING_BYTES: u32 = 16 << 20;
+
+/// The ring block size for an interface MTU: the smallest power of two (at
+/// least a page) that holds one maximal frame with its TPACKET_V3 headers.
+/// A TPACKET_V3 block reaches user space only when it is full (the next
+/// frame does not fit) or its retire timeout (1 ms at least) fires, so small
+/// blocks keep the latency low when a window of packets drains; a block
+/// smaller than the frame truncates it (8 KiB blocks cut 9000-byte frames,
+/// which the switch then dropped as malformed).
+pub fn auto_block_size(mtu: u32) -> u32 {
+    // Ethernet + VLAN header, tpacket3_hdr and sockaddr_ll padding, block descriptor.
+    let need = mtu + 18 + 96 + 64;
+    need.next_power_of_two().max(4096)
 }
 
 /// A bound AF_PACKET socket.
@@ -125,6 +143,27 @@ fn interface_mac(fd: RawFd, name: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Reads an interface's MTU (SIOCGIFMTU on `fd`, in the socket's namespace).
+#[allow(unsafe_code)]
+fn interface_mtu(fd: RawFd, name: &str) -> io::Result<u32> {
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills ifru_mtu.
+    check(unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: after SIOCGIFMTU succeeded, ifru_mtu is the active union member.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    Ok(mtu.max(0) as u32)
+}
+
 /// The interface index of `name`.
 #[allow(unsafe_code)]
 pub fn interface_index(name: &str) -> io::Result<i32> {
@@ -187,6 +226,13 @@ impl Port {
             &buf_bytes,
         )?;
         let mac = interface_mac(fd.as_raw_fd(), name)?;
+        let mut opts = opts;
+        if opts.block_size == 0 {
+            opts.block_size = auto_block_size(interface_mtu(fd.as_raw_fd(), name)?);
+        }
+        if opts.block_count == 0 {
+            opts.block_count = (RING_BYTES / opts.block_size).max(8);
+        }
         let ring = match opts.rx {
             RxMode::Ring => Some(Ring::setup(fd.as_raw_fd(), &opts)?),
             RxMode::Recv => None,
@@ -440,6 +486,21 @@ impl Drop for Ring {
         // SAFETY: `base`/`len` are the mapping created in `setup`, unmapped once.
         unsafe {
             libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_size_fits_one_frame() {
+        assert_eq!(auto_block_size(1500), 4096);
+        assert_eq!(auto_block_size(9000), 16384);
+        for mtu in [576, 1500, 4000, 9000, 16000] {
+            let b = auto_block_size(mtu);
+            assert!(b.is_power_of_two() && b >= 4096 && b >= mtu + 178);
         }
     }
 }

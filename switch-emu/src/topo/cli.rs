@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 
+use super::bench::{run_all, BenchSpec};
 use super::run::{run_workers, SwitchProcess};
 use super::{down, load, status, up, TopoSpec};
 
@@ -40,6 +41,11 @@ enum TopoCommand {
         #[arg(long)]
         name: String,
     },
+    /// Benchmark: for each worker count, a fresh topology (shaped, then
+    /// unshaped), the switch and `host-agent bench` on every worker, float32;
+    /// prints time, algbw, busbw, ATE/s, wire efficiency, the fraction of the
+    /// INA bound and the ring bound. Fails if any rank fails or is wrong.
+    Bench(BenchArgs),
     /// Run the switch in the switch namespace and CMD in every worker namespace.
     Run {
         #[arg(long)]
@@ -51,6 +57,54 @@ enum TopoCommand {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+}
+
+/// Arguments of `topo bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Worker counts (one topology each).
+    #[arg(long, value_delimiter = ',', default_value = "4,8")]
+    workers: Vec<usize>,
+    /// Rate of each link direction in the shaped runs (tc syntax).
+    #[arg(long, default_value = "1gbit")]
+    rate: String,
+    /// Only the shaped runs.
+    #[arg(long, conflicts_with = "unshaped_only")]
+    shaped_only: bool,
+    /// Only the unshaped runs.
+    #[arg(long)]
+    unshaped_only: bool,
+    /// Tensor size (bytes or with a unit: 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = host_agent::bench::parse_size)]
+    size: usize,
+    /// Int32 elements per packet (above 256 is emulator-only; needs --mtu
+    /// of at least frame_len(E) - 14).
+    #[arg(long, default_value_t = 256)]
+    elements: u16,
+    /// Slots in flight per worker.
+    #[arg(long, default_value_t = 128)]
+    window: u16,
+    /// MTU of every link.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// Timed iterations per run.
+    #[arg(long, default_value_t = 3)]
+    iters: u32,
+    /// Initial retransmission timeout of the agents. 100 ms, not the
+    /// agents' 10 ms: with 2 cores for n+1 processes and a tbf queue, a
+    /// round trip often exceeds 10 ms and spurious retransmissions (up to
+    /// 220 k per run at n=8) then load the switch further.
+    #[arg(long, default_value = "100ms")]
+    retransmit_timeout: String,
+    /// The host-agent binary (default: next to this binary).
+    #[arg(long)]
+    host_agent: Option<std::path::PathBuf>,
+    /// Extra argument for `switch-emu serve` (repeat: --serve-arg=--rx --serve-arg=recv).
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
+    /// Prefix of the topology names (the pid and the run are appended).
+    #[arg(long, default_value = "tb")]
+    name_prefix: String,
 }
 
 impl TopoArgs {
@@ -78,6 +132,29 @@ impl TopoArgs {
                 for ns in down(&name)? {
                     println!("deleted {ns}");
                 }
+                Ok(0)
+            }
+            TopoCommand::Bench(a) => {
+                let exe = std::env::current_exe()?;
+                let host_agent = a
+                    .host_agent
+                    .unwrap_or_else(|| exe.with_file_name("host-agent"));
+                let spec = BenchSpec {
+                    workers: a.workers,
+                    rate: (!a.unshaped_only).then_some(a.rate),
+                    unshaped: !a.shaped_only,
+                    size: a.size,
+                    elements: a.elements,
+                    window: a.window,
+                    mtu: a.mtu,
+                    iters: a.iters,
+                    retransmit_timeout: Some(a.retransmit_timeout),
+                    host_agent,
+                    switch_emu: exe,
+                    name_prefix: a.name_prefix,
+                    serve_args: a.serve_arg,
+                };
+                run_all(&spec)?;
                 Ok(0)
             }
             TopoCommand::Status { name } => {

@@ -29,6 +29,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+pub mod bench;
 pub mod cli;
 pub mod run;
 

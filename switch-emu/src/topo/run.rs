@@ -59,6 +59,30 @@ impl SwitchProcess {
         Ok(sw)
     }
 
+    /// Like [`SwitchProcess::start`], with the switch's stdout and stderr
+    /// appended to the file `log`.
+    pub fn start_logged(
+        topo: &Topology,
+        program: &str,
+        extra: &[String],
+        log: &std::path::Path,
+    ) -> Result<Self, TopoError> {
+        let cmd = serve_command(topo, program, extra);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        let mut sw = SwitchProcess { child };
+        sw.wait_ready(topo, Duration::from_secs(20))?;
+        Ok(sw)
+    }
+
     fn wait_ready(&mut self, topo: &Topology, limit: Duration) -> Result<(), TopoError> {
         let start = Instant::now();
         let ip = topo.switch_ip.to_string();
