@@ -20,8 +20,12 @@
 //! The ring is the default ([`super::port::RxMode::Ring`]): it forwards
 //! more and drops less at the same CPU. Its cost is latency at low load: a
 //! partly filled block is handed over only when its retire timer (1 ms)
-//! fires, so a lone ping sees 1-2 ms RTT through the switch; the default
-//! 8 KiB blocks (about 25 aggregation frames) fill quickly under load.
+//! fires, so a lone ping sees 1-2 ms RTT through the switch. The default
+//! block size now follows the port MTU ([`super::port::auto_block_size`]:
+//! 4 KiB at MTU 1500, 16 KiB at 9000, one maximal frame per block, 16 MiB
+//! per port); the fixed 8 KiB blocks measured above truncated jumbo frames.
+//! The table was not re-measured with the new default; the allreduce
+//! figures in BENCHMARKS.md ("Emulated cluster") were measured with it.
 
 use std::io;
 use std::ops::Range;

@@ -328,6 +328,46 @@ mod tests {
     }
 
     #[test]
+    fn line_has_fraction_and_bounds() {
+        let spec = BenchSpec {
+            workers: vec![4],
+            rate: Some("1gbit".into()),
+            unshaped: false,
+            size: 64 << 20,
+            elements: 256,
+            window: 128,
+            mtu: None,
+            iters: 1,
+            retransmit_timeout: None,
+            host_agent: "host-agent".into(),
+            switch_emu: "switch-emu".into(),
+            name_prefix: "t".into(),
+            serve_args: vec![],
+        };
+        let bound = (64 << 20) as f64 / wire_efficiency(256) / 125e6;
+        let r = BenchResult {
+            workers: 4,
+            rate_bytes: Some(125e6),
+            time: Duration::from_secs_f64(bound * 2.0),
+            retransmissions: 7,
+        };
+        let f: Vec<String> = line(&spec, &r)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(f[0], "1000M");
+        assert_eq!(f[8], "0.500");
+        // Ring bound: 2*3/4 * 64 MiB / 125 MB/s = 805.3 ms.
+        assert_eq!(f[9], "805.3");
+        assert_eq!(f[10], "7");
+        let unshaped = BenchResult {
+            rate_bytes: None,
+            ..r
+        };
+        assert!(line(&spec, &unshaped).contains("none"));
+    }
+
+    #[test]
     fn efficiency_uses_frame_len() {
         let e = wire_efficiency(256);
         assert!((e - 1024.0 / frame_len(256) as f64).abs() < 1e-12);
