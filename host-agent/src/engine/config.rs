@@ -32,9 +32,12 @@ pub struct EngineConfig {
     pub window: u16,
     /// Elements per packet (E).
     pub elements_per_packet: u16,
-    /// Initial retransmission timeout per window position.
+    /// Retransmission timeout before a round trip has been measured, and
+    /// its floor after: measured round trips set it to srtt + 4·rttvar
+    /// (RFC 6298) when that is longer, so a large window or world does not
+    /// retransmit packets whose results are merely late.
     pub retransmit_timeout: Duration,
-    /// Cap of the exponential backoff.
+    /// Cap of the exponential backoff and of the measured timeout.
     pub max_retransmit_timeout: Duration,
     /// A packet without its result for this long raises [`super::Event::Stalled`].
     pub stall_timeout: Duration,

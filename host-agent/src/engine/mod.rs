@@ -7,7 +7,7 @@
 //! pub struct EngineConfig {
 //!     pub job_id: u16, pub key: u32, pub rank: u16, pub world: u16,
 //!     pub slot_base: u16, pub window: u16, pub elements_per_packet: u16,
-//!     pub retransmit_timeout: Duration,   // initial RTO per window position (default 2 ms)
+//!     pub retransmit_timeout: Duration,   // RTO before a round trip is measured, and its floor (default 2 ms)
 //!     pub max_retransmit_timeout: Duration, // backoff cap (default 100 ms)
 //!     pub stall_timeout: Duration,        // no result for this long -> Event::Stalled (default 5 s)
 //! }
@@ -250,13 +250,13 @@ impl Engine {
 
     /// Takes a datagram from the switch. Anything but an awaited result is
     /// ignored and counted.
-    pub fn handle_packet(&mut self, _now: Instant, datagram: &[u8]) {
-        if !self.accept(datagram) {
+    pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
+        if !self.accept(now, datagram) {
             self.stats.results_ignored += 1;
         }
     }
 
-    fn accept(&mut self, datagram: &[u8]) -> bool {
+    fn accept(&mut self, now: Instant, datagram: &[u8]) -> bool {
         if self.op.phase != Phase::Running {
             return false;
         }
@@ -284,7 +284,7 @@ impl Engine {
         if !self.op.accept(k, &repr, &packet) {
             return false;
         }
-        self.window.complete(position);
+        self.window.complete(position, now);
         self.stats.results_received += 1;
         while self.op.oldest < self.op.next_packet
             && self.window.has_result(self.op.base + self.op.oldest as u64)

@@ -1,6 +1,7 @@
 //! The window: one entry per window position (slot of the lease), holding
 //! the bytes of the packet in flight there so that a retransmission is
-//! byte-identical, its retransmission timer and its backoff.
+//! byte-identical, its retransmission timer and its backoff, plus the
+//! round-trip estimate that sets the timeout.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -35,8 +36,50 @@ pub(crate) struct Window {
     timers: Timers,
     /// Packets whose timer fired, in firing order, to be resent.
     due: VecDeque<u64>,
+    /// Timeout before any round trip is measured, and the floor after.
     initial_rto: Duration,
     max_rto: Duration,
+    rtt: RttEstimate,
+    /// Doublings of the timeout for new packets since the last valid
+    /// round-trip sample: when timeouts fire because the network is slow
+    /// (not lossy), every packet would otherwise time out in turn and the
+    /// retransmissions slow it further (RFC 6298, 5.5).
+    backoff: u32,
+}
+
+/// Smoothed round trip and its variation (RFC 6298's estimator), from
+/// results of packets sent once (Karn: a retransmitted packet's result
+/// cannot tell which copy it answers). Without it a fixed timeout below
+/// the round trip of a large window or world retransmits every packet.
+#[derive(Debug, Default, Clone, Copy)]
+struct RttEstimate {
+    /// Smoothed round trip; `None` before the first sample.
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimate {
+    fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// srtt + 4 rttvar, kept within `[floor, cap]`; `floor` before any sample.
+    fn rto(&self, floor: Duration, cap: Duration) -> Duration {
+        match self.srtt {
+            None => floor,
+            Some(srtt) => (srtt + self.rttvar * 4).clamp(floor, cap.max(floor)),
+        }
+    }
 }
 
 impl Window {
@@ -59,7 +102,16 @@ impl Window {
             due: VecDeque::new(),
             initial_rto,
             max_rto,
+            rtt: RttEstimate::default(),
+            backoff: 0,
         }
+    }
+
+    /// The timeout a first transmission gets now.
+    pub(crate) fn current_rto(&self) -> Duration {
+        let rto = self.rtt.rto(self.initial_rto, self.max_rto);
+        rto.saturating_mul(1 << self.backoff.min(16))
+            .min(self.max_rto.max(self.initial_rto))
     }
 
     /// Number of positions (W).
@@ -104,7 +156,7 @@ impl Window {
     /// buffer for the caller to fill. The position must be free.
     pub(crate) fn occupy(&mut self, counter: u64, now: Instant) -> &mut Vec<u8> {
         let position = self.position(counter);
-        let rto = self.initial_rto;
+        let rto = self.current_rto();
         let entry = &mut self.entries[position];
         debug_assert!(!entry.waiting);
         entry.counter = counter;
@@ -118,11 +170,18 @@ impl Window {
         &mut entry.bytes
     }
 
-    /// Records the result of the waiting packet at `position`.
-    pub(crate) fn complete(&mut self, position: usize) {
+    /// Records the result of the waiting packet at `position`, arrived at
+    /// `now`; a packet sent once gives a round-trip sample.
+    pub(crate) fn complete(&mut self, position: usize, now: Instant) {
         let entry = &mut self.entries[position];
         entry.waiting = false;
         entry.due = false;
+        if entry.transmissions == 1 {
+            if let Some(sent) = entry.first_sent {
+                self.rtt.sample(now.saturating_duration_since(sent));
+                self.backoff = 0;
+            }
+        }
         self.prune();
     }
 
@@ -141,6 +200,7 @@ impl Window {
                 entry.due = true;
                 entry.rto = (entry.rto * 2).min(max_rto);
                 self.due.push_back(counter);
+                self.backoff = self.backoff.saturating_add(1);
             }
         }
         self.prune();
@@ -178,7 +238,8 @@ impl Window {
             .collect()
     }
 
-    /// Forgets everything in flight (used when an operation is abandoned).
+    /// Forgets everything in flight (used when an operation is abandoned);
+    /// the round-trip estimate is kept.
     pub(crate) fn clear(&mut self) {
         for entry in &mut self.entries {
             entry.waiting = false;
@@ -201,5 +262,58 @@ impl Window {
             }
             self.timers.pop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn timeout_follows_the_round_trip_above_the_floor() {
+        let t0 = Instant::now();
+        let mut w = Window::new(4, 10 * MS, 100 * MS);
+        assert_eq!(w.current_rto(), 10 * MS);
+        // Round trips of 1 ms keep the floor.
+        for k in 0..8u64 {
+            w.occupy(k, t0 + k as u32 * MS);
+            w.complete(w.position(k), t0 + (k as u32 + 1) * MS);
+        }
+        assert_eq!(w.current_rto(), 10 * MS);
+        // Round trips of 30 ms raise it above 30 ms, below the cap.
+        let t1 = t0 + 100 * MS;
+        for k in 8..40u64 {
+            let sent = t1 + (k as u32) * MS;
+            w.occupy(k, sent);
+            w.complete(w.position(k), sent + 30 * MS);
+        }
+        let rto = w.current_rto();
+        assert!(rto > 30 * MS && rto < 100 * MS, "{rto:?}");
+        // Ten-second round trips are capped.
+        for k in 40..60u64 {
+            let sent = t1 + Duration::from_secs(k);
+            w.occupy(k, sent);
+            w.complete(w.position(k), sent + Duration::from_secs(10));
+        }
+        assert_eq!(w.current_rto(), 100 * MS);
+    }
+
+    #[test]
+    fn retransmitted_packets_give_no_sample() {
+        let t0 = Instant::now();
+        let mut w = Window::new(1, 10 * MS, 100 * MS);
+        w.occupy(0, t0);
+        w.expire(t0 + 10 * MS);
+        assert!(w.next_retransmission(t0 + 10 * MS).is_some());
+        // New packets wait longer until a round trip is measured again.
+        assert_eq!(w.current_rto(), 20 * MS);
+        // Its result after 90 ms says nothing about the round trip.
+        w.complete(0, t0 + 90 * MS);
+        assert_eq!(w.current_rto(), 20 * MS);
+        w.occupy(1, t0 + 100 * MS);
+        w.complete(0, t0 + 101 * MS);
+        assert_eq!(w.current_rto(), 10 * MS);
     }
 }
