@@ -5,13 +5,6 @@ use packet_format::{
     max_elements_for_mtu, TOFINO_ELEMENTS_PER_PACKET, TOFINO_MAX_WORKERS, TOFINO_SLOTS,
 };
 
-/// Largest IP datagram the emulator accepts (jumbo frames); it bounds the
-/// elements per packet.
-pub const MAX_MTU: usize = 9000;
-
-/// Widest contribution bitmap the emulator keeps (one `u64` per slot and set).
-pub const MAX_WORKERS: u16 = 64;
-
 /// Size limits of a [`super::SwitchCore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -35,14 +28,21 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Largest `max_elements_per_packet`: what fits one [`MAX_MTU`]-byte datagram.
+    /// Largest IP datagram the emulator accepts (jumbo frames); it bounds
+    /// the elements per packet.
+    pub const MAX_MTU: usize = 9000;
+
+    /// Widest contribution bitmap the emulator keeps (one `u64` per slot and set).
+    pub const MAX_WORKERS: u16 = 64;
+
+    /// Largest `max_elements_per_packet`: what fits one [`Config::MAX_MTU`]-byte datagram.
     pub const fn max_elements_limit() -> u16 {
-        max_elements_for_mtu(MAX_MTU) as u16
+        max_elements_for_mtu(Self::MAX_MTU) as u16
     }
 
     /// Checks every limit against what the emulator can represent.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_workers == 0 || self.max_workers > MAX_WORKERS {
+        if self.max_workers == 0 || self.max_workers > Self::MAX_WORKERS {
             return Err(ConfigError::Workers(self.max_workers));
         }
         if self.slots == 0 {
@@ -61,7 +61,7 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// `max_workers` is 0 or wider than the `u64` bitmap.
-    #[error("max_workers must be 1..={MAX_WORKERS}, got {0}")]
+    #[error("max_workers must be 1..={max}, got {0}", max = Config::MAX_WORKERS)]
     Workers(u16),
     /// The slot pool is empty.
     #[error("the slot pool must hold at least one slot")]

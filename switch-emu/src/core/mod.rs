@@ -20,6 +20,10 @@
 //!   pub fn job_counters(&self, job: u16) -> Option<&JobCounters>;
 //!   pub fn last_heard(&self, job: u16) -> Option<&[Option<Instant>]>;   // per rank
 //!   pub fn incomplete_slots(&self, job: u16) -> Vec<SlotView>;          // slot, set, seq, contributed bitmap, since
+//!   // additions (read-only):
+//!   pub fn jobs(&self) -> impl Iterator<Item = &JobSpec>;
+//!   pub fn job(&self, id: u16) -> Option<&JobSpec>;
+//!   pub fn slot_state(&self, slot: u16, set: bool) -> Option<SlotState<'_>>; // None outside the pool
 //! }
 //! pub enum DropReason { Truncated, BadVersion, Malformed, NotContribution, UnknownJob, UnknownRank,
 //!     WrongSource, BadKey, SlotOutsideLease, TooManyElements, LengthMismatch, StaleSequence,
@@ -38,6 +42,31 @@
 //! }
 //! core.remove_job(id);                        // frees nothing itself: leases are the control plane's
 //! ```
+//!
+//! Rules (the P4 program implements the same; `tests/model.rs` transcribes
+//! them into a reference model). Per (slot, set): sums, bitmap (bit = rank),
+//! count, max exponent, element count, seq, valid.
+//! 1. Parse: `Truncated`, `BadVersion`, `Malformed`, `NotContribution`.
+//! 2. Admit, in this order: `UnknownJob`, `UnknownRank`, `WrongSource`
+//!    (IPv4 and port), `BadKey`, `SlotOutsideLease`, `TooManyElements`.
+//! 3. With `st` = (slot, set) and `bit` = 1 << rank:
+//!    - bit set (retransmission, changes nothing): same seq and complete ->
+//!      `Unicast` of the stored result; other seq -> `StaleSequence`; else
+//!      `DuplicateIncomplete`.
+//!    - round in progress (bitmap != 0): other seq, or the round already
+//!      complete -> `StaleSequence`; other element count -> `LengthMismatch`;
+//!      else add (wrapping i32), max exponent, count += 1, set bit.
+//!    - bitmap empty: if valid and seq is not serially after st.seq ->
+//!      `StaleSequence` (an old copy never starts a round); else a new round
+//!      overwrites the slot.
+//!    - accepted: clear the bit in the other set; count == world ->
+//!      `Multicast`, else `Absorbed`.
+//!
+//! "Or the round already complete" amends the protocol notes: a rank whose
+//! bit was cleared in a complete round has moved on to the other set, so its
+//! packet is a delayed copy. Added, it would push count past world (the slot
+//! would never answer a retransmission again) and clear the rank's bit in the
+//! other set, where its retransmission would then count twice.
 
 use std::net::SocketAddrV4;
 
