@@ -1,20 +1,21 @@
 //! The non-blocking form of the API: an [`Agent`] on a background thread,
 //! fed through a channel. Operations run one after another in the order
 //! they were submitted (all ranks must submit the same sequence).
+//!
+//! A buffer is anything that lends out a mutable slice and can move to the
+//! agent's thread (`Vec<f32>`, or a language binding's view of memory it
+//! pins for the duration): the agent reduces it in place and hands it back,
+//! so no copy is made on the way in or out.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::{Agent, AgentError, AgentStats};
 use packet_format::control::JobParams;
 
-type Reply<T> = mpsc::Sender<Result<T, AgentError>>;
-
-enum Command {
-    I32(Vec<i32>, Reply<Vec<i32>>),
-    F32(Vec<f32>, Reply<Vec<f32>>),
-    Stats(Reply<AgentStats>),
-}
+/// One operation for the agent's thread; it sends its own reply.
+type Command = Box<dyn FnOnce(&mut Agent) + Send>;
 
 /// The result of an operation submitted to an [`AgentHandle`], not yet known.
 #[derive(Debug)]
@@ -35,6 +36,18 @@ impl<T> Pending<T> {
                 Ok(result) => self.ready = Some(result),
                 Err(mpsc::TryRecvError::Empty) => return false,
                 Err(mpsc::TryRecvError::Disconnected) => self.ready = Some(Err(gone())),
+            }
+        }
+        true
+    }
+
+    /// Waits at most `timeout` for the result; true if it is in.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        if self.ready.is_none() {
+            match self.rx.recv_timeout(timeout) {
+                Ok(result) => self.ready = Some(result),
+                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+                Err(mpsc::RecvTimeoutError::Disconnected) => self.ready = Some(Err(gone())),
             }
         }
         true
@@ -63,16 +76,6 @@ pub struct AgentHandle {
     rank: u16,
 }
 
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::I32(v, _) => write!(f, "I32({} elements)", v.len()),
-            Command::F32(v, _) => write!(f, "F32({} elements)", v.len()),
-            Command::Stats(_) => write!(f, "Stats"),
-        }
-    }
-}
-
 impl AgentHandle {
     pub(super) fn spawn(mut agent: Agent) -> AgentHandle {
         let (tx, rx) = mpsc::channel::<Command>();
@@ -82,20 +85,7 @@ impl AgentHandle {
             .name(format!("ina-agent-{rank}"))
             .spawn(move || {
                 for command in rx {
-                    // A receiver that hung up no longer wants the result.
-                    match command {
-                        Command::I32(mut data, reply) => {
-                            let result = agent.allreduce_i32(&mut data).map(|()| data);
-                            let _ = reply.send(result);
-                        }
-                        Command::F32(mut data, reply) => {
-                            let result = agent.allreduce_f32(&mut data).map(|()| data);
-                            let _ = reply.send(result);
-                        }
-                        Command::Stats(reply) => {
-                            let _ = reply.send(Ok(agent.stats()));
-                        }
-                    }
+                    command(&mut agent);
                 }
                 agent.leave()
             })
@@ -108,29 +98,43 @@ impl AgentHandle {
         }
     }
 
-    fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Pending<T> {
+    fn submit<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut Agent) -> Result<T, AgentError> + Send + 'static,
+    ) -> Pending<T> {
         let (reply, rx) = mpsc::channel();
         if let Some(tx) = &self.tx {
-            // If the thread is gone the command (and its reply sender) is
-            // dropped, and the pending result reports that.
-            let _ = tx.send(make(reply));
+            // A receiver that hung up no longer wants the result. If the
+            // thread is gone the command (and its reply sender) is dropped,
+            // and the pending result reports that.
+            let _ = tx.send(Box::new(move |agent: &mut Agent| {
+                let _ = reply.send(operation(agent));
+            }));
         }
         Pending::new(rx)
     }
 
-    /// Submits an i32 allreduce (wrapping sum); the result comes back in the vector.
-    pub fn allreduce_i32(&self, data: Vec<i32>) -> Pending<Vec<i32>> {
-        self.submit(|reply| Command::I32(data, reply))
+    /// Submits an i32 allreduce (wrapping sum) of `data` in place; the
+    /// buffer comes back with the result.
+    pub fn allreduce_i32<B>(&self, mut data: B) -> Pending<B>
+    where
+        B: AsMut<[i32]> + Send + 'static,
+    {
+        self.submit(move |agent| agent.allreduce_i32(data.as_mut()).map(|()| data))
     }
 
-    /// Submits an f32 allreduce (block fixed point, see [`Agent::allreduce_f32`]).
-    pub fn allreduce_f32(&self, data: Vec<f32>) -> Pending<Vec<f32>> {
-        self.submit(|reply| Command::F32(data, reply))
+    /// Submits an f32 allreduce (block fixed point, see [`Agent::allreduce_f32`])
+    /// of `data` in place; the buffer comes back with the result.
+    pub fn allreduce_f32<B>(&self, mut data: B) -> Pending<B>
+    where
+        B: AsMut<[f32]> + Send + 'static,
+    {
+        self.submit(move |agent| agent.allreduce_f32(data.as_mut()).map(|()| data))
     }
 
     /// The agent's counters once the operations submitted before are done.
     pub fn stats(&self) -> Pending<AgentStats> {
-        self.submit(Command::Stats)
+        self.submit(|agent| Ok(agent.stats()))
     }
 
     /// The job's parameters.
