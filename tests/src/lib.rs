@@ -8,7 +8,8 @@
 //!
 //! [`procs`] runs the real binaries on loopback for the system tests;
 //! [`pcapfile`] reads the switch's captures; [`jobs`] runs jobs of
-//! in-process agents with checked results.
+//! in-process agents with checked results; [`python`] builds the Python
+//! package and runs its test scripts.
 #![deny(unsafe_code)]
 
 pub mod jobs;
@@ -16,6 +17,7 @@ pub mod link;
 pub mod netns;
 pub mod pcapfile;
 pub mod procs;
+pub mod python;
 pub mod sim;
 
 pub use link::LinkFaults;
