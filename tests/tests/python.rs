@@ -12,15 +12,25 @@ use ina_tests::python::{python_or_skip, require_modules, run_script, ScriptRun};
 /// The scripts start 4 to 8 processes each: one at a time on 2 cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn run_against_switch(script: &str, extra: &[&str], timeout: Duration) -> ScriptRun {
+/// Runs `script` against a switch of its own, one script at a time; fails
+/// unless it exits successfully and prints `success`.
+fn script_against_switch(
+    script: &str,
+    modules: &[&str],
+    extra: &[&str],
+    timeout: Duration,
+    success: &str,
+) -> ScriptRun {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    require_modules(modules);
     let switch = Switch::start(&[]);
     let control = switch.control.to_string();
     let mut args = vec!["--control", control.as_str()];
     args.extend_from_slice(extra);
     let run = run_script(script, &args, timeout);
     assert!(
-        run.success,
-        "{script} failed\n--- stdout ---\n{}--- stderr ---\n{}--- switch ---\n{}",
+        run.success && run.stdout.contains(success),
+        "{script} failed (or printed no {success:?})\n--- stdout ---\n{}--- stderr ---\n{}--- switch ---\n{}",
         run.stdout,
         run.stderr,
         switch.proc.transcript()
@@ -34,17 +44,12 @@ fn numpy_api_on_four_workers() {
     if !python_or_skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    require_modules(&["numpy", "maturin"]);
-    let run = run_against_switch(
+    script_against_switch(
         "python/tests/numpy_allreduce.py",
+        &["numpy", "maturin"],
         &["--workers", "4"],
         Duration::from_secs(300),
-    );
-    assert!(
-        run.stdout.contains("numpy api: ok"),
-        "no success line:\n{}",
-        run.stdout
+        "numpy api: ok",
     );
 }
 
@@ -53,17 +58,12 @@ fn ddp_hook_falls_back_and_reports_errors() {
     if !python_or_skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    require_modules(&["numpy", "maturin", "torch"]);
-    let run = run_against_switch(
+    script_against_switch(
         "python/tests/ddp_hook.py",
+        &["numpy", "maturin", "torch"],
         &["--workers", "4"],
         Duration::from_secs(600),
-    );
-    assert!(
-        run.stdout.contains("ddp hook: ok"),
-        "no success line:\n{}",
-        run.stdout
+        "ddp hook: ok",
     );
 }
 
@@ -72,12 +72,12 @@ fn example_training_matches_gloo() {
     if !python_or_skip() {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    require_modules(&["numpy", "maturin", "torch", "sklearn"]);
-    let run = run_against_switch(
+    let run = script_against_switch(
         "python/examples/train_digits.py",
+        &["numpy", "maturin", "torch", "sklearn"],
         &["--workers", "4", "--epochs", "6"],
         Duration::from_secs(900),
+        "SUMMARY ",
     );
     // The script checks the same itself; read its summary to be sure.
     let summary = run
