@@ -58,6 +58,7 @@ fn main() {
         rate: None,
         mtu: None,
         loss: None,
+        fabric: topo::Fabric::SwitchEmu,
     })
     .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -4,7 +4,9 @@
 //! bit-identical across workers and within the quantizer's bound of the
 //! f64 sum); then the same with 5% random loss on every link in both
 //! directions (nftables), where retransmissions must happen and results
-//! stay exact. Workers are `host_agent::Agent`s on threads that entered
+//! stay exact; and the same job with the switch namespace's kernel bridge
+//! forwarding and switch-emu's UDP driver aggregating (GSO/GRO through the
+//! veths). Workers are `host_agent::Agent`s on threads that entered
 //! their namespaces. Needs root (see `ina_tests::netns`).
 
 use std::net::{SocketAddr, SocketAddrV4};
@@ -16,7 +18,7 @@ use host_agent::{Agent, AgentStats, JoinOptions};
 use ina_tests::netns::{binary, enter_netns, root_or_skip, unique_name, TopoGuard};
 use switch_emu::control::status::StatusReport;
 use switch_emu::topo::run::SwitchProcess;
-use switch_emu::topo::{TopoSpec, Topology};
+use switch_emu::topo::{Fabric, TopoSpec, Topology};
 
 const WORLD: usize = 4;
 /// 16 MiB of 4-byte elements.
@@ -126,15 +128,21 @@ fn check_f32(results: &[Vec<f32>]) {
     }
 }
 
-/// Runs the job with `window` slots on a fresh topology; returns each
-/// worker's stats and the switch's final status.
-fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, StatusReport) {
+/// Runs the job with `window` slots on a fresh topology joined by
+/// `fabric`; returns each worker's stats and the switch's final status.
+fn run_on(
+    prefix: &str,
+    loss: Option<u32>,
+    window: u16,
+    fabric: Fabric,
+) -> (Vec<AgentStats>, StatusReport) {
     let (_guard, t) = TopoGuard::up(TopoSpec {
         name: unique_name(prefix),
         workers: WORLD,
         rate: None,
         mtu: Some(1500),
         loss,
+        fabric,
     });
     let exe = binary("switch-emu", "switch-emu");
     let serve_args = ["--elements".to_string(), ELEMS.to_string()];
@@ -178,6 +186,11 @@ fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, Status
     (stats, status)
 }
 
+/// [`run_on`] through switch-emu as the L2 switch.
+fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, StatusReport) {
+    run_on(prefix, loss, window, Fabric::SwitchEmu)
+}
+
 #[test]
 fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
     if !root_or_skip() {
@@ -207,4 +220,26 @@ fn allreduce_exact_under_5pct_loss_on_every_link() {
         "the switch never answered a retransmission: {counters:?}"
     );
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
+}
+
+#[test]
+fn allreduce_through_kernel_bridge_and_udp_driver() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (stats, status) = run_on("l2kb", None, 64, Fabric::KernelBridge);
+    assert!(stats.iter().all(|s| s.allreduces == 2));
+    assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
+    // With offloads on, the agents' GSO super-packets cross the veths and the
+    // bridge whole and reach the switch's UDP socket coalesced (GRO).
+    assert!(
+        stats.iter().all(|s| s.transport.gso_messages > 0),
+        "an agent sent no GSO message: {stats:?}"
+    );
+    assert!(
+        status.driver["rx_buffers_coalesced"] > 0,
+        "the switch received no coalesced buffer: {:?}",
+        status.driver
+    );
 }

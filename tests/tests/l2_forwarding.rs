@@ -25,6 +25,7 @@ fn ping_and_tcp_cross_the_l2_switch() {
         rate: Some("1gbit".into()),
         mtu: None,
         loss: None,
+        fabric: switch_emu::topo::Fabric::SwitchEmu,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let (sw_ns, ports, ip, mac) = (

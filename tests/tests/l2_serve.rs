@@ -154,6 +154,7 @@ fn serve_in_l2_mode_runs_jobs_through_the_cpu_port() {
         rate: None,
         mtu: Some(1500),
         loss: None,
+        fabric: switch_emu::topo::Fabric::SwitchEmu,
     });
     let exe = binary("switch-emu", "switch-emu");
     let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &[]).expect("switch");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use packet_format::{frame_len, ELEMENT_LEN};
 
 use super::run::{run_workers, SwitchProcess};
-use super::{down, up, TopoError, TopoSpec};
+use super::{down, up, Fabric, TopoError, TopoSpec};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct BenchSpec {
     pub name_prefix: String,
     /// Extra arguments for `switch-emu serve`.
     pub serve_args: Vec<String>,
+    /// What joins the links (the L2 switch, or a kernel bridge and the UDP driver).
+    pub fabric: Fabric,
 }
 
 /// The outcome of one run.
@@ -157,6 +159,7 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
         rate: rate.map(str::to_owned),
         mtu: spec.mtu,
         loss: None,
+        fabric: spec.fabric,
     })?;
     let _guard = TopoGuard(name);
     let mut serve_args = vec!["--elements".to_owned(), spec.elements.to_string()];
@@ -256,7 +259,7 @@ pub fn wire_efficiency(elements: u16) -> f64 {
 
 fn header(spec: &BenchSpec) -> String {
     format!(
-        "# topo bench: float32 {} B, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
+        "# topo bench: float32 {} B, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations, fabric {}; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
         spec.size,
         spec.elements,
         frame_len(usize::from(spec.elements)),
@@ -264,6 +267,10 @@ fn header(spec: &BenchSpec) -> String {
         spec.window,
         spec.mtu.map_or("default".to_owned(), |m| m.to_string()),
         spec.iters,
+        match spec.fabric {
+            Fabric::SwitchEmu => "switch-emu (L2)",
+            Fabric::KernelBridge => "kernel bridge + switch-emu UDP",
+        },
         "rate", "n", "time", "algbw", "busbw", "ATE/s", "wire_eff", "INA_bound", "fraction", "ring_bound", "retrans",
         "", "", "(ms)", "(MB/s)", "(MB/s)", "(G)", "", "(ms)", "", "(ms)", "(sum)",
     )
@@ -343,6 +350,7 @@ mod tests {
             switch_emu: "switch-emu".into(),
             name_prefix: "t".into(),
             serve_args: vec![],
+            fabric: Fabric::SwitchEmu,
         };
         let bound = (64 << 20) as f64 / wire_efficiency(256) / 125e6;
         let r = BenchResult {

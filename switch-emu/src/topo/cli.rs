@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use super::bench::{run_all, BenchSpec};
 use super::run::{run_workers, SwitchProcess};
-use super::{down, load, status, up, TopoSpec};
+use super::{down, load, status, up, Fabric, TopoSpec};
 
 /// Build, use and remove an emulated cluster (root only).
 #[derive(Debug, Args)]
@@ -30,6 +30,10 @@ enum TopoCommand {
         /// Random loss in percent on each link direction.
         #[arg(long)]
         loss: Option<u32>,
+        /// What joins the links: switch-emu as the L2 switch, or the switch
+        /// namespace's kernel bridge with switch-emu serving UDP (offloads on).
+        #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
+        fabric: Fabric,
     },
     /// Delete everything `up` created (also after a crash).
     Down {
@@ -105,6 +109,11 @@ pub struct BenchArgs {
     /// Prefix of the topology names (the pid and the run are appended).
     #[arg(long, default_value = "tb")]
     name_prefix: String,
+    /// What joins the links: switch-emu as the L2 switch (AF_PACKET ports),
+    /// or the kernel bridge with switch-emu's UDP driver (GSO/GRO through
+    /// the veths; the emulator's fastest path, but not an L2 switch).
+    #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
+    fabric: Fabric,
 }
 
 impl TopoArgs {
@@ -117,6 +126,7 @@ impl TopoArgs {
                 rate,
                 mtu,
                 loss,
+                fabric,
             } => {
                 let t = up(&TopoSpec {
                     name: name.clone(),
@@ -124,6 +134,7 @@ impl TopoArgs {
                     rate,
                     mtu,
                     loss,
+                    fabric,
                 })?;
                 println!("{}", serde_json::to_string_pretty(&t)?);
                 Ok(0)
@@ -153,6 +164,7 @@ impl TopoArgs {
                     switch_emu: exe,
                     name_prefix: a.name_prefix,
                     serve_args: a.serve_arg,
+                    fabric: a.fabric,
                 };
                 run_all(&spec)?;
                 Ok(0)

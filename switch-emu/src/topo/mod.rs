@@ -13,7 +13,9 @@
 //! Transmit checksum offload is turned off on every kernel-stack end (`eth0`,
 //! `ctl`): the switch copies frames through user space, and a frame whose
 //! checksum the kernel left for "hardware" would arrive broken (and TSO/GSO
-//! would hand it 64 KiB super-frames).
+//! would hand it 64 KiB super-frames). With [`Fabric::KernelBridge`] the
+//! switch namespace's kernel bridges `p0..pN-1` and `pctl` instead, offloads
+//! stay on, and switch-emu serves UDP on `10.77.X.254`.
 //!
 //! Every link gets an optional `tc` tbf rate limit on both ends (both
 //! directions) and an optional random loss (`nft` netdev ingress rule
@@ -64,6 +66,23 @@ pub enum TopoError {
     State(#[from] serde_json::Error),
 }
 
+/// What joins the links in the switch namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fabric {
+    /// switch-emu is the L2 switch: it opens every port (AF_PACKET rings),
+    /// forwards frames and aggregates (`serve --port ...`). Offloads are
+    /// off on the kernel ends, since frames pass through user space.
+    #[default]
+    SwitchEmu,
+    /// The switch namespace's kernel bridges the ports (`br0`, with the CPU
+    /// port); switch-emu runs its UDP driver on the switch's address (`ctl`)
+    /// and only aggregates. Offloads stay on, so UDP GSO super-packets cross
+    /// the veths and the bridge whole and arrive coalesced (GRO): the
+    /// emulator's fastest path, but the forwarding is the kernel's.
+    KernelBridge,
+}
+
 /// What `up` should build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopoSpec {
@@ -77,6 +96,9 @@ pub struct TopoSpec {
     pub mtu: Option<u32>,
     /// Random loss in percent (0-100) on each link direction.
     pub loss: Option<u32>,
+    /// What joins the links (state files written before it existed: the L2 switch).
+    #[serde(default)]
+    pub fabric: Fabric,
 }
 
 /// One worker of a topology.
@@ -274,7 +296,9 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
         sh(&["ip", "-n", &w.netns, "addr", "add", &addr, "dev", &w.iface])?;
         link_setup(sw, &w.switch_port, mtu.as_deref(), spec)?;
         link_setup(&w.netns, &w.iface, mtu.as_deref(), spec)?;
-        offloads_off(&w.netns, &w.iface)?;
+        if spec.fabric == Fabric::SwitchEmu {
+            offloads_off(&w.netns, &w.iface)?;
+        }
     }
     let (cpu, cpu_port) = (topo.cpu_iface.as_str(), topo.cpu_port.as_str());
     sh(&[
@@ -300,9 +324,21 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
         }
         sh(&["ip", "-n", sw, "link", "set", dev, "up"])?;
     }
-    offloads_off(sw, cpu)?;
+    match spec.fabric {
+        Fabric::SwitchEmu => offloads_off(sw, cpu)?,
+        Fabric::KernelBridge => {
+            sh(&["ip", "-n", sw, "link", "add", BRIDGE, "type", "bridge"])?;
+            for port in topo.switch_ports() {
+                sh(&["ip", "-n", sw, "link", "set", &port, "master", BRIDGE])?;
+            }
+            sh(&["ip", "-n", sw, "link", "set", BRIDGE, "up"])?;
+        }
+    }
     Ok(())
 }
+
+/// The bridge of [`Fabric::KernelBridge`] in the switch namespace.
+pub const BRIDGE: &str = "br0";
 
 /// MTU, rate limit and loss on one end of a link, then up.
 fn link_setup(ns: &str, dev: &str, mtu: Option<&str>, spec: &TopoSpec) -> Result<(), TopoError> {

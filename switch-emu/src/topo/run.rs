@@ -6,9 +6,9 @@ use std::net::SocketAddrV4;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use packet_format::CONTROL_PORT;
+use packet_format::{CONTROL_PORT, UDP_PORT};
 
-use super::{sh, TopoError, Topology};
+use super::{sh, Fabric, TopoError, Topology};
 
 /// The command line of `switch-emu serve` for a topology (program first).
 pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<String> {
@@ -20,6 +20,17 @@ pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<St
         program.to_owned(),
         "serve".into(),
     ];
+    if topo.spec.fabric == Fabric::KernelBridge {
+        // The kernel forwards; switch-emu aggregates on the switch's address.
+        cmd.extend([
+            "--bind".into(),
+            SocketAddrV4::new(topo.switch_ip, UDP_PORT).to_string(),
+            "--control".into(),
+            SocketAddrV4::new(topo.switch_ip, CONTROL_PORT).to_string(),
+        ]);
+        cmd.extend(extra.iter().cloned());
+        return cmd;
+    }
     for port in topo.switch_ports() {
         cmd.push("--port".into());
         cmd.push(port);
@@ -206,6 +217,7 @@ mod tests {
                 rate: None,
                 mtu: None,
                 loss: None,
+                fabric: Fabric::SwitchEmu,
             },
             switch_netns: "t-sw".into(),
             switch_ip: Ipv4Addr::new(10, 77, 3, 254),
@@ -222,6 +234,17 @@ mod tests {
             }],
             namespaces: vec!["t-sw".into(), "t-w0".into()],
         }
+    }
+
+    #[test]
+    fn kernel_bridge_serves_udp_on_the_switch_address() {
+        let mut t = topo();
+        t.spec.fabric = Fabric::KernelBridge;
+        let cmd = serve_command(&t, "switch-emu", &["--elements".into(), "256".into()]);
+        assert_eq!(
+            cmd[3..].join(" "),
+            "t-sw switch-emu serve --bind 10.77.3.254:48864 --control 10.77.3.254:48865 --elements 256"
+        );
     }
 
     #[test]
