@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use packet_format::control::{Reply, Request};
 
-use crate::transport::sys;
-
 /// Longest reply line accepted (a status document of a busy switch is the largest).
 const MAX_LINE: usize = 16 << 20;
 
@@ -118,7 +116,7 @@ impl ControlClient {
                         events: libc::POLLIN,
                         revents: 0,
                     }];
-                    sys::poll(&mut fds, Some(left))?;
+                    udp_batch::poll(&mut fds, Some(left))?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),

@@ -401,8 +401,8 @@ fn pipelined_window_with_and_without_offloads() {
             for k in 0..u32::from(WINDOW) {
                 let seq = burst * u32::from(WINDOW) + k;
                 let pkt = contribution(&p, 0, seq, slot_of(&p, seq), &values(seq, 0));
-                runs.push(switch_emu::udp::sys::Run {
-                    dst: addrs.data,
+                runs.push(udp_batch::Run {
+                    dst: Some(addrs.data),
                     offset: data.len(),
                     len: pkt.len(),
                     segment: None,
@@ -410,15 +410,15 @@ fn pipelined_window_with_and_without_offloads() {
                 data.extend_from_slice(&pkt);
             }
             let sent = if used.gso {
-                let one = switch_emu::udp::sys::Run {
-                    dst: addrs.data,
+                let one = udp_batch::Run {
+                    dst: Some(addrs.data),
                     offset: 0,
                     len: data.len(),
                     segment: Some(runs[0].len as u16),
                 };
-                switch_emu::udp::sys::send_runs(fd, &data, &[one]).unwrap()
+                udp_batch::send_runs(fd, &data, &[one]).unwrap()
             } else {
-                switch_emu::udp::sys::send_runs(fd, &data, &runs).unwrap()
+                udp_batch::send_runs(fd, &data, &runs).unwrap()
             };
             assert!(sent >= 1);
             let mut got = std::collections::BTreeMap::new();

@@ -1,7 +1,6 @@
 //! Transports that carry the engine's datagrams to the switch and its
 //! results back. The engine is sans-IO; a transport only moves bytes.
 
-pub(crate) mod sys;
 pub mod udp;
 
 pub use udp::{TransportOptions, TransportStats, UdpTransport};

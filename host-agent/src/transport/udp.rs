@@ -18,7 +18,7 @@ use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use super::sys::{self, RecvBatch, Run};
+use udp_batch::{RecvBatch, Run, GRO_BUFFER, PLAIN_BUFFER};
 
 /// Most datagrams merged into one GSO message (the kernel's
 /// `UDP_MAX_SEGMENTS` is 64 on older kernels).
@@ -26,9 +26,6 @@ pub const GSO_MAX_SEGMENTS: usize = 64;
 
 /// Most bytes of one GSO message (the IPv4 datagram limit less headers, rounded down).
 const GSO_MAX_BYTES: usize = 65_000;
-
-/// Receive buffer per message with GRO (a coalesced run is at most 64 KiB).
-const GRO_BUFFER: usize = 65_536;
 
 /// Messages per `sendmmsg` call.
 const SEND_BATCH: usize = 64;
@@ -116,17 +113,19 @@ impl UdpTransport {
         let fd = socket.as_raw_fd();
         let size = i32::try_from(options.socket_buffer).unwrap_or(i32::MAX);
         // The FORCE variants need CAP_NET_ADMIN; the plain ones are capped by sysctl.
-        if sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
+        if udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+            udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
         }
-        if sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
-            sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
+        if udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
+            udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
         }
-        let rcvbuf = sys::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize;
-        let sndbuf = sys::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize;
-        let gro = options.gro && sys::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
+        let rcvbuf = udp_batch::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize;
+        let sndbuf = udp_batch::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize;
+        let gro =
+            options.gro && udp_batch::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         // A kernel without GSO does not know the option at all.
-        let gso = options.gso && sys::get_int_opt(fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
+        let gso =
+            options.gso && udp_batch::get_int_opt(fd, libc::SOL_UDP, libc::UDP_SEGMENT).is_ok();
         let local = match socket.local_addr()? {
             SocketAddr::V4(a) => a,
             SocketAddr::V6(a) => {
@@ -136,7 +135,7 @@ impl UdpTransport {
                 ))
             }
         };
-        let buf_size = if gro { GRO_BUFFER } else { 9_216 };
+        let buf_size = if gro { GRO_BUFFER } else { PLAIN_BUFFER };
         Ok(UdpTransport {
             recv: RecvBatch::new(options.recv_batch, buf_size),
             socket,
@@ -213,7 +212,7 @@ impl UdpTransport {
     pub fn flush(&mut self) -> io::Result<bool> {
         while self.sent < self.lens.len() {
             self.build_runs();
-            match sys::send_runs(self.socket.as_raw_fd(), &self.out, &self.runs) {
+            match udp_batch::send_runs(self.socket.as_raw_fd(), &self.out, &self.runs) {
                 Ok(n) => {
                     self.stats.send_calls += 1;
                     for i in 0..n {
@@ -261,6 +260,7 @@ impl UdpTransport {
                 }
             }
             self.runs.push(Run {
+                dst: None,
                 offset,
                 len: count * len,
                 segment: (count > 1).then_some(len as u16),
@@ -307,17 +307,17 @@ impl UdpTransport {
         self.stats.recv_calls += 1;
         let mut count = 0;
         for i in 0..messages {
-            let Some((data, segment)) = self.recv.get(i) else {
+            // The socket is connected: the sender is the switch.
+            let Some(received) = self.recv.get(i) else {
                 continue;
             };
-            self.stats.bytes_received += data.len() as u64;
-            let size = segment.unwrap_or(data.len()).max(1);
-            for datagram in data.chunks(size) {
+            self.stats.bytes_received += received.data.len() as u64;
+            for datagram in received.datagrams() {
                 f(datagram);
                 count += 1;
             }
-            if data.is_empty() {
-                f(data);
+            if received.data.is_empty() {
+                f(received.data);
                 count += 1;
             }
         }
@@ -350,7 +350,7 @@ impl UdpTransport {
             },
         ];
         // A negative fd is ignored by poll.
-        sys::poll(&mut fds, timeout)?;
+        udp_batch::poll(&mut fds, timeout)?;
         Ok(())
     }
 }

@@ -299,22 +299,6 @@ impl Companion for SwitchCore {
     }
 }
 
-/// Waits until one of `fds` is ready or `timeout` passes.
-#[allow(unsafe_code)]
-pub fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()> {
-    // Round up so that a deadline is never handled early.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `fds` is a live array of pollfd of the length passed.
-    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
-}
-
 /// Runs the switch until `stop` is set. Each wake-up (a port or one of the
 /// companion's descriptors ready, or its deadline reached) drains every
 /// port, then calls [`Companion::on_wake`], where the control plane does its
@@ -340,7 +324,9 @@ pub fn serve_loop(
             .map(|d| d.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_millis(100));
-        poll(&mut fds, wait)?;
+        // Whole milliseconds, rounded up: a deadline is never handled early.
+        let wait = Duration::from_millis(wait.as_micros().div_ceil(1000) as u64);
+        udp_batch::poll(&mut fds, Some(wait))?;
         // Drain until the ports are idle, so a burst costs one poll.
         while driver.process(Instant::now(), companion.core())? > 0 {}
         deadline = companion.on_wake(Instant::now(), &fds[ports.len()..], driver)?;

@@ -11,7 +11,6 @@ use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::sys;
 use crate::control::{ControlConfig, ControlConfigError, Controller};
 use crate::control_io::ControlIo;
 use crate::dataplane::Dataplane;
@@ -72,8 +71,9 @@ impl<D: Dataplane> ControlServer<D> {
             if let Some(at) = self.control.poll_timeout() {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
             }
-            // Round up so that a timer is never handled early.
-            sys::poll(&mut fds, wait.as_micros().div_ceil(1000) as i32)?;
+            // Whole milliseconds, rounded up: a timer is never handled early.
+            let wait = Duration::from_millis(wait.as_micros().div_ceil(1000) as u64);
+            udp_batch::poll(&mut fds, Some(wait))?;
             self.control.serve(&fds, &mut self.dp, &BTreeMap::new);
         }
         Ok(())

@@ -38,7 +38,6 @@ pub mod control_server;
 mod offload;
 mod outq;
 mod server;
-pub mod sys;
 
 pub use server::{Controls, Offloads, Server, ServerAddrs, ServerHandle};
 

@@ -5,11 +5,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::sys::{self, RecvBatch, Run};
+use udp_batch::{RecvBatch, Run, PLAIN_BUFFER};
 
 /// Enables UDP_GRO on `fd`; Err: the kernel refused.
 pub fn enable_gro(fd: RawFd) -> std::io::Result<()> {
-    sys::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
+    udp_batch::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
 }
 
 /// Sends one two-segment GSO message between two loopback sockets and
@@ -22,17 +22,17 @@ pub fn probe_gso() -> Result<(), String> {
     };
     let data = [7u8; 48];
     let run = Run {
-        dst,
+        dst: Some(dst),
         offset: 0,
         len: 48,
         segment: Some(24),
     };
-    match sys::send_runs(tx.as_raw_fd(), &data, &[run]) {
+    match udp_batch::send_runs(tx.as_raw_fd(), &data, &[run]) {
         Ok(1) => {}
         Ok(n) => return Err(format!("sendmmsg sent {n} of 1 messages")),
         Err(e) => return Err(format!("sendmmsg with UDP_SEGMENT failed: {e}")),
     }
-    let mut batch = RecvBatch::new(4, sys::PLAIN_BUFFER);
+    let mut batch = RecvBatch::new(4, PLAIN_BUFFER);
     let mut sizes = Vec::new();
     let deadline = Instant::now() + Duration::from_millis(500);
     while sizes.len() < 2 && Instant::now() < deadline {
@@ -41,7 +41,7 @@ pub fn probe_gso() -> Result<(), String> {
             events: libc::POLLIN,
             revents: 0,
         }];
-        sys::poll(&mut fds, 50).map_err(|e| e.to_string())?;
+        udp_batch::poll(&mut fds, Some(Duration::from_millis(50))).map_err(|e| e.to_string())?;
         let n = batch.recv(rx.as_raw_fd()).map_err(|e| e.to_string())?;
         for i in 0..n {
             if let Some(r) = batch.get(i) {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddrV4;
 
-use super::sys::Run;
+use udp_batch::Run;
 
 /// Most segments in one GSO message (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels).
 pub const MAX_SEGMENTS: usize = 64;
@@ -47,7 +47,7 @@ impl OutQueue {
         if !gso {
             self.runs
                 .extend(self.items.iter().map(|&(dst, offset, len)| Run {
-                    dst,
+                    dst: Some(dst),
                     offset,
                     len,
                     segment: None,
@@ -64,7 +64,7 @@ impl OutQueue {
         for &i in &self.order {
             let (dst, offset, len) = items[i];
             let joins = current.as_ref().is_some_and(|(run, segs)| {
-                run.dst == dst
+                run.dst == Some(dst)
                     && run.len / segs == len
                     && *segs < MAX_SEGMENTS
                     && run.len + len <= MAX_GSO_BYTES
@@ -79,7 +79,7 @@ impl OutQueue {
                 }
                 current = Some((
                     Run {
-                        dst,
+                        dst: Some(dst),
                         offset: self.flat.len(),
                         len,
                         segment: None,
@@ -136,16 +136,19 @@ mod tests {
         assert_eq!(runs.len(), 3);
         assert_eq!(
             (runs[0].dst, runs[0].len, runs[0].segment),
-            (a(1), 12, Some(4))
+            (Some(a(1)), 12, Some(4))
         );
         assert_eq!(
             &data[runs[0].offset..runs[0].offset + 12],
             &[10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12]
         );
-        assert_eq!((runs[1].dst, runs[1].len, runs[1].segment), (a(1), 2, None));
+        assert_eq!(
+            (runs[1].dst, runs[1].len, runs[1].segment),
+            (Some(a(1)), 2, None)
+        );
         assert_eq!(
             (runs[2].dst, runs[2].len, runs[2].segment),
-            (a(2), 12, Some(4))
+            (Some(a(2)), 12, Some(4))
         );
         let plain = q.plan(false).1.len();
         assert_eq!(plain, 7);

@@ -9,14 +9,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::outq::{split, OutQueue};
-use super::sys::{self, RecvBatch};
 use super::{offload, ServerConfig, ServerError};
 use crate::control::status::StatusReport;
 use crate::control::{ControlConfig, Controller};
@@ -24,6 +23,7 @@ use crate::control_io::{pollfd, ControlIo};
 use crate::core::{SwitchCore, Verdict};
 use crate::emulated::EmulatedDataplane;
 use crate::taps::Taps;
+use udp_batch::{RecvBatch, GRO_BUFFER, PLAIN_BUFFER};
 
 /// Receive batches handled per wake-up before the control side gets a turn.
 const MAX_BATCHES_PER_WAKE: usize = 16;
@@ -235,11 +235,7 @@ impl Server {
         })?;
         let (quit_rx, quit_tx) = wake_pair()?;
         let (dump_rx, dump_tx) = wake_pair()?;
-        let buf = if gro {
-            sys::GRO_BUFFER
-        } else {
-            sys::PLAIN_BUFFER
-        };
+        let buf = if gro { GRO_BUFFER } else { PLAIN_BUFFER };
         let loss = (config.drop > 0.0).then(|| (config.drop, SmallRng::seed_from_u64(config.seed)));
         if log {
             eprintln!(
@@ -362,15 +358,12 @@ impl Server {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let timeout = match wake_at {
-                None => -1,
-                Some(at) => {
-                    let wait = at.saturating_duration_since(Instant::now());
-                    // Round up so that a timer is never handled early.
-                    wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-                }
-            };
-            sys::poll(&mut fds, timeout)?;
+            let timeout = wake_at.map(|at| {
+                let wait = at.saturating_duration_since(Instant::now());
+                // Whole milliseconds, rounded up: a timer is never handled early.
+                Duration::from_millis(wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as u64)
+            });
+            udp_batch::poll(&mut fds, timeout)?;
             if fds[0].revents != 0 {
                 self.serve_data();
             }
@@ -473,7 +466,7 @@ impl Server {
         let mut start = 0;
         let mut full_waits = 0;
         while start < pending.len() {
-            match sys::send_runs(fd, data, &pending[start..]) {
+            match udp_batch::send_runs(fd, data, &pending[start..]) {
                 Ok(k) => {
                     self.counters.tx_syscalls += 1;
                     for run in &pending[start..start + k] {
@@ -488,7 +481,9 @@ impl Server {
                     // that (workers retransmit and get the result by unicast).
                     full_waits += 1;
                     let mut fds = [pollfd(fd, libc::POLLOUT)];
-                    if full_waits > 3 || sys::poll(&mut fds, 10).is_err() {
+                    if full_waits > 3
+                        || udp_batch::poll(&mut fds, Some(Duration::from_millis(10))).is_err()
+                    {
                         let rest: usize = pending[start..]
                             .iter()
                             .map(|r| r.segment.map_or(1, |s| r.len.div_ceil(usize::from(s))))
