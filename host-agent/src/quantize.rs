@@ -67,6 +67,17 @@ pub fn block_exponent(block: &[f32]) -> i16 {
     exponent_of_bits(max_bits)
 }
 
+/// [`block_exponent`] of a block, or `None` if it holds NaN or an
+/// infinity: the max magnitude bits tell both at once, so a tensor needs
+/// one pass, not a finiteness check and then an exponent pass.
+pub fn finite_block_exponent(block: &[f32]) -> Option<i16> {
+    let max_bits = block
+        .iter()
+        .fold(0u32, |acc, x| acc.max(x.to_bits() & 0x7fff_ffff));
+    // Every bit pattern from +infinity's up is an infinity or a NaN.
+    (max_bits < f32::INFINITY.to_bits()).then(|| exponent_of_bits(max_bits))
+}
+
 /// Exponent (as [`block_exponent`]) of one non-negative float given as bits.
 fn exponent_of_bits(bits: u32) -> i16 {
     if bits == 0 {
@@ -212,6 +223,16 @@ mod tests {
         assert_eq!(first_non_finite(&[1.0, 2.0]), None);
         assert_eq!(first_non_finite(&[1.0, f32::NAN, f32::INFINITY]), Some(1));
         assert_eq!(first_non_finite(&[f32::NEG_INFINITY]), Some(0));
+        for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(finite_block_exponent(&[1.0, bad, 2.0]), None, "{bad}");
+        }
+        for good in [
+            [0.0f32, -0.0, 0.0],
+            [f32::MAX, -1.0, 0.5],
+            [1e-45, 0.0, -3.0],
+        ] {
+            assert_eq!(finite_block_exponent(&good), Some(block_exponent(&good)));
+        }
     }
 
     #[test]

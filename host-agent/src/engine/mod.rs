@@ -171,14 +171,15 @@ impl Engine {
     }
 
     /// Starts an allreduce of f32 values (block fixed point). Fails with
-    /// [`EngineError::NonFinite`] naming the first NaN or infinity.
+    /// [`EngineError::NonFinite`] naming the first NaN or infinity; then
+    /// nothing starts, and a finished result not yet taken is discarded as
+    /// by a successful start.
     pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
         self.check_idle()?;
-        if let Some(index) = crate::quantize::first_non_finite(data) {
+        let base = self.next_counter;
+        if let Err(index) = self.op.start_f32(data, base, self.window_size()) {
             return Err(EngineError::NonFinite { index });
         }
-        let base = self.next_counter;
-        self.op.start_f32(data, base, self.window_size());
         self.began(now);
         Ok(())
     }

@@ -1,6 +1,13 @@
 //! One allreduce operation: how a tensor maps to packets (chunking and the
 //! float pipeline), what each packet carries, and how results assemble
 //! into the output.
+//!
+//! The operation keeps one copy of the tensor: the input, overwritten block
+//! by block by the results. That is safe because a block's data packet is
+//! built exactly once, before its result can arrive (retransmissions resend
+//! the stored bytes), and it saves a second tensor-sized buffer and its
+//! zeroing on every operation: on a 64 MiB tensor those passes ran before
+//! the first packet and after the last, outside the pipeline.
 
 use std::ops::Range;
 
@@ -58,14 +65,14 @@ pub(crate) struct Op {
     /// No packet before this one is missing its result.
     pub oldest: usize,
     world: u16,
-    input_i32: Vec<i32>,
-    input_f32: Vec<f32>,
+    /// The i32 input; a block holds its result once that is accepted.
+    values_i32: Vec<i32>,
+    /// The f32 input; a block holds its result once that is accepted.
+    values_f32: Vec<f32>,
     /// This worker's exponent of each block.
     exponents: Vec<i16>,
     /// Max exponent over workers of each block, learned from results.
     max_exponents: Vec<i16>,
-    output_i32: Vec<i32>,
-    output_f32: Vec<f32>,
     /// Quantized block or result words being converted.
     scratch: Vec<i32>,
 }
@@ -85,12 +92,10 @@ impl Op {
             results: 0,
             oldest: 0,
             world,
-            input_i32: Vec::new(),
-            input_f32: Vec::new(),
+            values_i32: Vec::new(),
+            values_f32: Vec::new(),
             exponents: Vec::new(),
             max_exponents: Vec::new(),
-            output_i32: Vec::new(),
-            output_f32: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -117,28 +122,35 @@ impl Op {
 
     /// Starts an i32 operation whose packet 0 has global counter `base`.
     pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64) {
-        self.input_i32.clear();
-        self.input_i32.extend_from_slice(data);
-        self.output_i32.clear();
-        self.output_i32.resize(data.len(), 0);
+        self.values_i32.clear();
+        self.values_i32.extend_from_slice(data);
         self.begin(Dtype::I32, data.len(), base, window);
     }
 
-    /// Starts an f32 operation; `data` must be finite.
-    pub(crate) fn start_f32(&mut self, data: &[f32], base: u64, window: u64) {
-        self.input_f32.clear();
-        self.input_f32.extend_from_slice(data);
-        self.output_f32.clear();
-        self.output_f32.resize(data.len(), 0.0);
-        self.begin(Dtype::F32, data.len(), base, window);
+    /// Starts an f32 operation, or refuses a tensor holding NaN or an
+    /// infinity with the index of the first one (then nothing is started
+    /// and a finished result not yet taken is discarded).
+    pub(crate) fn start_f32(&mut self, data: &[f32], base: u64, window: u64) -> Result<(), usize> {
+        // One pass: each block is copied, and its exponent and finiteness
+        // read while it is in the cache.
+        self.values_f32.clear();
         self.exponents.clear();
-        self.exponents.extend(
-            self.input_f32
-                .chunks(self.epp)
-                .map(quantize::block_exponent),
-        );
+        let epp = self.epp.max(1);
+        for (b, block) in data.chunks(epp).enumerate() {
+            self.values_f32.extend_from_slice(block);
+            match quantize::finite_block_exponent(block) {
+                Some(e) => self.exponents.push(e),
+                None => {
+                    self.phase = Phase::Idle;
+                    let first = quantize::first_non_finite(block).unwrap_or(0);
+                    return Err(b * epp + first);
+                }
+            }
+        }
+        self.begin(Dtype::F32, data.len(), base, window);
         self.max_exponents.clear();
         self.max_exponents.resize(self.blocks, NO_EXPONENT);
+        Ok(())
     }
 
     /// Element range of block `b`.
@@ -192,7 +204,7 @@ impl Op {
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
                 let range = self.block(b);
-                repr.emit_to_vec(&self.input_i32[range], out);
+                repr.emit_to_vec(&self.values_i32[range], out);
             }
             (Dtype::F32, Some(b)) => {
                 let range = self.block(b);
@@ -203,7 +215,7 @@ impl Op {
                 if e_max != NO_EXPONENT {
                     let f = quantize::scale(self.world, e_max);
                     let limit = quantize::clamp_limit(self.world);
-                    quantize::quantize(&self.input_f32[range], f, limit, &mut self.scratch);
+                    quantize::quantize(&self.values_f32[range], f, limit, &mut self.scratch);
                 }
                 repr.emit_to_vec(&self.scratch, out);
             }
@@ -228,7 +240,7 @@ impl Op {
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
                 let range = self.block(b);
-                for (out, word) in self.output_i32[range].iter_mut().zip(words) {
+                for (out, word) in self.values_i32[range].iter_mut().zip(words) {
                     *out = i32::from_be_bytes(*word);
                 }
             }
@@ -236,13 +248,13 @@ impl Op {
                 let range = self.block(b);
                 let e_max = self.max_exponents[b];
                 if e_max == NO_EXPONENT {
-                    self.output_f32[range].fill(0.0);
+                    self.values_f32[range].fill(0.0);
                 } else {
                     self.scratch.clear();
                     self.scratch
                         .extend(words.iter().map(|word| i32::from_be_bytes(*word)));
                     let f = quantize::scale(self.world, e_max);
-                    quantize::dequantize(&self.scratch, f, &mut self.output_f32[range]);
+                    quantize::dequantize(&self.scratch, f, &mut self.values_f32[range]);
                 }
             }
             (_, None) => {}
@@ -264,12 +276,12 @@ impl Op {
 
     /// The i32 output (complete once `phase` is `Done`).
     pub(crate) fn output_i32(&self) -> &[i32] {
-        &self.output_i32
+        &self.values_i32
     }
 
     /// The f32 output (complete once `phase` is `Done`).
     pub(crate) fn output_f32(&self) -> &[f32] {
-        &self.output_f32
+        &self.values_f32
     }
 }
 
@@ -290,15 +302,15 @@ mod tests {
     fn float_pipeline_layout() {
         let mut op = Op::new(2, 4);
         let data = [1.0f32; 10];
-        op.start_f32(&data, 0, 2);
+        op.start_f32(&data, 0, 2).unwrap();
         assert_eq!((op.blocks, op.lead, op.packets), (3, 2, 5));
         let counts: Vec<usize> = (0..5).map(|k| op.elem_count(k)).collect();
         assert_eq!(counts, [0, 0, 4, 4, 2]);
         // A window wider than the tensor: the lead is the block count.
-        op.start_f32(&data, 0, 64);
+        op.start_f32(&data, 0, 64).unwrap();
         assert_eq!((op.lead, op.packets), (3, 6));
         // An empty tensor is done at once.
-        op.start_f32(&[], 0, 4);
+        op.start_f32(&[], 0, 4).unwrap();
         assert_eq!((op.packets, op.phase), (0, Phase::Done));
     }
 }
