@@ -1,6 +1,7 @@
 //! The allreduce benchmark behind `host-agent bench` and `switch-emu demo`:
 //! for each size, warm-up and timed iterations on deterministic inputs
-//! ([`inputs`]), every result checked, reported like nccl-tests.
+//! ([`inputs`]), every result checked (each rank verifies its share of the
+//! blocks and all ranks' digests must agree), reported like nccl-tests.
 //!
 //! Each timed iteration starts after a one-element allreduce that acts as a
 //! barrier (so that no rank's clock includes waiting for a peer still
@@ -67,7 +68,6 @@ pub fn run(
 ) -> Result<Vec<SizeResult>, AgentError> {
     let world = agent.world();
     let rank = agent.rank();
-    let epp = usize::from(agent.params().elements_per_packet);
     let mut results = Vec::new();
     // Iteration numbers continue across sizes so that every call has its own inputs.
     let mut iteration = 0u32;
@@ -107,10 +107,7 @@ pub fn run(
             }
             let took = started.elapsed();
             let after = agent.stats();
-            let check = match config.dtype {
-                Dtype::I32 => inputs::check_i32(world, iteration, &ints),
-                Dtype::F32 => inputs::check_f32(world, iteration, epp, &floats),
-            };
+            let check = check_result(agent, config.dtype, iteration, &ints, &floats)?;
             if let (Err(e), None) = (check, &failure) {
                 failure = Some(format!("iteration {i}: {e}"));
             }
@@ -134,6 +131,44 @@ pub fn run(
         results.push(result);
     }
     Ok(results)
+}
+
+/// Verifies one result: every rank checks its [`inputs::Share`] of the
+/// blocks against the exact sum, and the ranks' digests must all be equal
+/// (exchanged by an int32 allreduce, each rank filling its own four
+/// entries), so every element is verified on every rank without each rank
+/// recomputing all inputs.
+fn check_result(
+    agent: &mut Agent,
+    dtype: Dtype,
+    iteration: u32,
+    ints: &[i32],
+    floats: &[f32],
+) -> Result<Result<(), String>, AgentError> {
+    let (world, rank) = (agent.world(), agent.rank());
+    let own = match dtype {
+        Dtype::I32 => inputs::digest(ints, |x| x as u32),
+        Dtype::F32 => inputs::digest(floats, f32::to_bits),
+    };
+    let mut digests = vec![0i32; 4 * usize::from(world)];
+    let at = 4 * usize::from(rank);
+    digests[at..at + 4].copy_from_slice(&own);
+    agent.allreduce_i32(&mut digests)?;
+    if let Some(other) = (0..world).find(|&r| digests[4 * usize::from(r)..][..4] != own) {
+        return Ok(Err(format!(
+            "rank {rank}'s result differs from rank {other}'s (digests {own:08x?} and {:08x?})",
+            &digests[4 * usize::from(other)..][..4]
+        )));
+    }
+    let share = inputs::Share {
+        index: rank,
+        of: world,
+    };
+    let epp = usize::from(agent.params().elements_per_packet);
+    Ok(match dtype {
+        Dtype::I32 => inputs::check_i32(world, iteration, share, ints),
+        Dtype::F32 => inputs::check_f32(world, iteration, epp, share, floats),
+    })
 }
 
 fn delta(before: &AgentStats, after: &AgentStats, f: impl Fn(&AgentStats) -> u64) -> u64 {
