@@ -12,8 +12,9 @@ use crate::CONTROL_LEN;
 /// Largest datagram (or GRO-coalesced run) one receive buffer holds.
 pub const GRO_BUFFER: usize = 65_536;
 
-/// Receive buffer without GRO: a jumbo datagram.
-pub const PLAIN_BUFFER: usize = 9_216;
+/// Receive buffer without GRO: the largest UDP datagram (emulator-only
+/// packets go up to the IPv4 limit; a shorter buffer would truncate them).
+pub const PLAIN_BUFFER: usize = 65_536;
 
 /// One received buffer: a datagram, or with GRO several datagrams of
 /// `segment` bytes each (the last may be shorter).

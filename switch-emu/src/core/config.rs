@@ -28,9 +28,11 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Largest IP datagram the emulator accepts (jumbo frames); it bounds
-    /// the elements per packet.
-    pub const MAX_MTU: usize = 9000;
+    /// Largest IP datagram the emulator accepts: the IPv4 limit, which is
+    /// also the largest MTU a veth takes. It bounds the elements per packet
+    /// (16370); packets above 2237 elements (9000-byte jumbo frames) only
+    /// exist on emulated links.
+    pub const MAX_MTU: usize = 65_535;
 
     /// Widest contribution bitmap the emulator keeps (one `u64` per slot and set).
     pub const MAX_WORKERS: u16 = 64;
@@ -66,7 +68,7 @@ pub enum ConfigError {
     /// The slot pool is empty.
     #[error("the slot pool must hold at least one slot")]
     NoSlots,
-    /// `max_elements_per_packet` is 0 or does not fit a 9000-byte datagram.
+    /// `max_elements_per_packet` is 0 or does not fit the largest IPv4 datagram.
     #[error("max_elements_per_packet must be 1..={limit}, got {0}", limit = Config::max_elements_limit())]
     Elements(u16),
 }
@@ -89,11 +91,11 @@ mod tests {
     fn emulator_limits() {
         let ok = Config {
             max_workers: 64,
-            max_elements_per_packet: 2237,
+            max_elements_per_packet: 16370,
             ..Config::default()
         };
         assert_eq!(ok.validate(), Ok(()));
-        assert_eq!(Config::max_elements_limit(), 2237);
+        assert_eq!(Config::max_elements_limit(), 16370);
         let c = Config {
             max_workers: 65,
             ..Config::default()
@@ -110,10 +112,10 @@ mod tests {
         };
         assert_eq!(c.validate(), Err(ConfigError::NoSlots));
         let c = Config {
-            max_elements_per_packet: 2238,
+            max_elements_per_packet: 16371,
             ..Config::default()
         };
-        assert_eq!(c.validate(), Err(ConfigError::Elements(2238)));
+        assert_eq!(c.validate(), Err(ConfigError::Elements(16371)));
         let c = Config {
             max_elements_per_packet: 0,
             ..Config::default()

@@ -65,6 +65,10 @@ pub fn auto_block_size(mtu: u32) -> u32 {
     need.next_power_of_two().max(4096)
 }
 
+/// Largest frame the copy path receives: a 65535-byte MTU (the largest a
+/// veth takes) plus an Ethernet header with a VLAN tag.
+const MAX_FRAME: usize = 65_535 + 18;
+
 /// A bound AF_PACKET socket.
 #[derive(Debug)]
 pub struct Port {
@@ -255,7 +259,7 @@ impl Port {
             mac,
             fd,
             ring,
-            buf: vec![0u8; 65536],
+            buf: vec![0u8; MAX_FRAME],
             tx_dropped: 0,
         })
     }
