@@ -121,9 +121,39 @@ pub fn clamp_limit(world: u16) -> i32 {
     i32::MAX / i32::from(world.max(1))
 }
 
+/// An element as the quantizer writes it and the dequantizer reads it: a
+/// plain i32, or a big-endian payload word, so that packets are filled and
+/// read in the same pass that scales (no separate byte-swap pass or scratch
+/// buffer).
+pub trait Word: Copy {
+    /// The element holding `value`.
+    fn from_i32(value: i32) -> Self;
+    /// The value this element holds.
+    fn to_i32(self) -> i32;
+}
+
+impl Word for i32 {
+    fn from_i32(value: i32) -> Self {
+        value
+    }
+    fn to_i32(self) -> i32 {
+        self
+    }
+}
+
+/// A payload word in network order, as `packet_format` lays them out.
+impl Word for [u8; 4] {
+    fn from_i32(value: i32) -> Self {
+        value.to_be_bytes()
+    }
+    fn to_i32(self) -> i32 {
+        i32::from_be_bytes(self)
+    }
+}
+
 /// Quantizes one block: `out[i] = clamp(round(block[i] * f), -limit, limit)`,
 /// rounding to nearest, ties to even. `out` must be as long as `block`.
-pub fn quantize(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
+pub fn quantize<W: Word>(block: &[f32], f: f64, limit: i32, out: &mut [W]) {
     debug_assert_eq!(block.len(), out.len());
     if limit < 0 {
         // Not a limit any caller uses; kept with its literal meaning.
@@ -145,12 +175,12 @@ pub fn quantize(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
         let t = if t > hi { hi } else { t };
         let t = if t < lo { lo } else { t };
         let t = if t.is_nan() { ROUNDING_BIAS } else { t };
-        *q = t.to_bits() as i32;
+        *q = W::from_i32(t.to_bits() as i32);
     }
 }
 
 /// [`quantize`] written out directly: the definition the fast loop must match.
-fn quantize_plain(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
+fn quantize_plain<W: Word>(block: &[f32], f: f64, limit: i32, out: &mut [W]) {
     let hi = f64::from(limit);
     let lo = -hi;
     for (q, &x) in out.iter_mut().zip(block) {
@@ -158,15 +188,15 @@ fn quantize_plain(block: &[f32], f: f64, limit: i32, out: &mut [i32]) {
         let r = (y + ROUNDING_BIAS) - ROUNDING_BIAS;
         let r = if r > hi { hi } else { r };
         let r = if r < lo { lo } else { r };
-        *q = r as i32;
+        *q = W::from_i32(r as i32);
     }
 }
 
 /// Dequantizes one block of sums: `out[i] = (sums[i] / f) as f32`.
-pub fn dequantize(sums: &[i32], f: f64, out: &mut [f32]) {
+pub fn dequantize<W: Word>(sums: &[W], f: f64, out: &mut [f32]) {
     debug_assert_eq!(sums.len(), out.len());
     for (y, &s) in out.iter_mut().zip(sums) {
-        *y = (f64::from(s) / f) as f32;
+        *y = (f64::from(s.to_i32()) / f) as f32;
     }
 }
 
@@ -361,6 +391,21 @@ mod tests {
                 quantize(&values, f, limit, &mut fast);
                 quantize_plain(&values, f, limit, &mut plain);
                 assert_eq!(fast, plain, "f = {f}, limit = {limit}");
+                // Straight into packet words: the same values in network order.
+                let mut words = vec![[0u8; 4]; values.len()];
+                quantize(&values, f, limit, &mut words);
+                let expected: Vec<[u8; 4]> = fast.iter().map(|q| q.to_be_bytes()).collect();
+                assert_eq!(words, expected, "f = {f}, limit = {limit}");
+                let (mut from_ints, mut from_words) =
+                    (vec![0f32; fast.len()], vec![0f32; fast.len()]);
+                dequantize(&fast, f, &mut from_ints);
+                dequantize(&words, f, &mut from_words);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&from_ints),
+                    bits(&from_words),
+                    "f = {f}, limit = {limit}"
+                );
             }
         }
     }

@@ -263,9 +263,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Writes host-order values into the payload in network order.
     /// Copies `min(values.len(), elem_count)` elements.
     pub fn write_elements(&mut self, values: &[i32]) {
-        for (word, value) in self.payload_words_mut().iter_mut().zip(values) {
-            *word = value.to_be_bytes();
-        }
+        write_words(self.payload_words_mut(), values);
+    }
+}
+
+/// Host-order values into payload words in network order (as many as both hold).
+fn write_words(words: &mut [[u8; 4]], values: &[i32]) {
+    for (word, value) in words.iter_mut().zip(values) {
+        *word = value.to_be_bytes();
     }
 }
 
@@ -350,11 +355,18 @@ impl Repr {
     /// `elements` must hold `elem_count` values.
     pub fn emit_to_vec(&self, elements: &[i32], out: &mut Vec<u8>) {
         debug_assert_eq!(elements.len(), usize::from(self.elem_count));
+        self.emit_with(out, |words| write_words(words, elements));
+    }
+
+    /// Appends the packet to `out`, its payload written by `fill` (handed
+    /// `elem_count` zeroed words, to be filled in network order), so that a
+    /// caller producing the values (the quantizer) writes them in place.
+    pub fn emit_with(&self, out: &mut Vec<u8>, fill: impl FnOnce(&mut [[u8; 4]])) {
         let start = out.len();
         out.resize(start + self.buffer_len(), 0);
         let mut packet = Packet::new_unchecked(&mut out[start..]);
         self.emit(&mut packet);
-        packet.write_elements(elements);
+        fill(packet.payload_words_mut());
     }
 }
 

@@ -91,7 +91,6 @@ pub struct Agent {
     rank: u16,
     /// Set once the job can no longer be used (why).
     ended: Option<String>,
-    buf: Vec<u8>,
     allreduces: u64,
     elements: u64,
     busy: Duration,
@@ -160,7 +159,6 @@ impl Agent {
             params,
             rank: options.rank,
             ended: None,
-            buf: Vec::with_capacity(max_datagram),
             allreduces: 0,
             elements: 0,
             busy: Duration::ZERO,
@@ -282,8 +280,11 @@ impl Agent {
                 }
             }
             let mut sent = 0;
-            while self.engine.poll_transmit(now, &mut self.buf) {
-                self.transport.queue(&self.buf);
+            let engine = &mut self.engine;
+            while self
+                .transport
+                .queue_with(|out| engine.poll_transmit_append(now, out))
+            {
                 sent += 1;
             }
             let flushed = self.transport.flush()?;

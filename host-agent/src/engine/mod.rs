@@ -20,6 +20,7 @@
 //!   pub fn start_i32(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError>; // Busy
 //!   pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>; // Busy, NonFinite { index }
 //!   pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool; // writes the next datagram into buf (cleared first)
+//!   pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool; // the same, appended after buf's contents
 //!   pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]);          // foreign/duplicate results ignored and counted
 //!   pub fn poll_timeout(&self) -> Option<Instant>;
 //!   pub fn handle_timeout(&mut self, now: Instant);
@@ -206,13 +207,21 @@ impl Engine {
     /// if there is nothing to send now.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         buf.clear();
+        self.poll_transmit_append(now, buf)
+    }
+
+    /// [`Engine::poll_transmit`] appending to `buf` (which may hold earlier
+    /// datagrams), so that a driver can build packets straight into its
+    /// send queue. On false, `buf` is unchanged.
+    pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         if self.op.phase != Phase::Running {
             return false;
         }
         if let Some(bytes) = self.window.next_retransmission(now) {
             buf.extend_from_slice(bytes);
+            let len = bytes.len();
             self.stats.retransmissions += 1;
-            self.count_sent(buf.len());
+            self.count_sent(len);
             return true;
         }
         let k = self.op.next_packet;
@@ -239,8 +248,9 @@ impl Engine {
         let bytes = self.window.occupy(counter, now);
         self.op.build(k, counter, window, slot_base, id, bytes);
         buf.extend_from_slice(bytes);
+        let len = bytes.len();
         self.op.next_packet += 1;
-        self.count_sent(buf.len());
+        self.count_sent(len);
         true
     }
 

@@ -73,8 +73,6 @@ pub(crate) struct Op {
     exponents: Vec<i16>,
     /// Max exponent over workers of each block, learned from results.
     max_exponents: Vec<i16>,
-    /// Quantized block or result words being converted.
-    scratch: Vec<i32>,
 }
 
 impl Op {
@@ -96,7 +94,6 @@ impl Op {
             values_f32: Vec::new(),
             exponents: Vec::new(),
             max_exponents: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -207,17 +204,17 @@ impl Op {
                 repr.emit_to_vec(&self.values_i32[range], out);
             }
             (Dtype::F32, Some(b)) => {
-                let range = self.block(b);
-                self.scratch.clear();
-                self.scratch.resize(range.len(), 0);
+                let values = &self.values_f32[self.block(b)];
                 let e_max = self.max_exponents[b];
-                // An all-zero block everywhere: every value is 0 already.
-                if e_max != NO_EXPONENT {
-                    let f = quantize::scale(self.world, e_max);
-                    let limit = quantize::clamp_limit(self.world);
-                    quantize::quantize(&self.values_f32[range], f, limit, &mut self.scratch);
-                }
-                repr.emit_to_vec(&self.scratch, out);
+                let world = self.world;
+                // Quantized straight into the payload, in network order. An
+                // all-zero block everywhere: the zeroed payload is its value.
+                repr.emit_with(out, |words| {
+                    if e_max != NO_EXPONENT {
+                        let f = quantize::scale(world, e_max);
+                        quantize::quantize(values, f, quantize::clamp_limit(world), words);
+                    }
+                });
             }
             (_, None) => repr.emit_to_vec(&[], out),
         }
@@ -250,11 +247,8 @@ impl Op {
                 if e_max == NO_EXPONENT {
                     self.values_f32[range].fill(0.0);
                 } else {
-                    self.scratch.clear();
-                    self.scratch
-                        .extend(words.iter().map(|word| i32::from_be_bytes(*word)));
                     let f = quantize::scale(self.world, e_max);
-                    quantize::dequantize(&self.scratch, f, &mut self.values_f32[range]);
+                    quantize::dequantize(words, f, &mut self.values_f32[range]);
                 }
             }
             (_, None) => {}

@@ -198,8 +198,25 @@ impl UdpTransport {
 
     /// Queues one datagram for the next [`UdpTransport::flush`].
     pub fn queue(&mut self, datagram: &[u8]) {
-        self.out.extend_from_slice(datagram);
-        self.lens.push(datagram.len());
+        self.queue_with(|out| {
+            out.extend_from_slice(datagram);
+            true
+        });
+    }
+
+    /// Queues the datagram `write` appends to the send buffer (so that a
+    /// producer builds it in place instead of in a buffer of its own);
+    /// `write` returns false if it had nothing to queue, and anything it
+    /// appended then is dropped. Returns what `write` returned.
+    pub fn queue_with(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        let start = self.out.len();
+        if write(&mut self.out) {
+            self.lens.push(self.out.len() - start);
+            true
+        } else {
+            self.out.truncate(start);
+            false
+        }
     }
 
     /// Datagrams queued and not yet sent.
