@@ -1,5 +1,8 @@
 //! Results waiting to be sent, grouped into GSO runs: datagrams of one
 //! size to one destination go out as one message that the kernel segments.
+//! A multicast result is stored once for all its destinations; since every
+//! member receives the same results in the same order, each member's run is
+//! the same contiguous range of the buffer, and nothing is copied per member.
 
 use std::net::SocketAddrV4;
 
@@ -14,17 +17,26 @@ pub const MAX_GSO_BYTES: usize = 60_000;
 /// Datagrams queued for one `sendmmsg` round.
 #[derive(Debug, Default)]
 pub struct OutQueue {
+    /// The queued datagrams, each once; runs that had to be gathered from
+    /// scattered datagrams are appended behind them by `plan`.
     data: Vec<u8>,
+    /// (destination, offset in `data`, length), in queueing order.
     items: Vec<(SocketAddrV4, usize, usize)>,
     order: Vec<usize>,
-    flat: Vec<u8>,
     runs: Vec<Run>,
 }
 
 impl OutQueue {
     /// Queues one datagram.
     pub fn push(&mut self, dst: SocketAddrV4, datagram: &[u8]) {
-        self.items.push((dst, self.data.len(), datagram.len()));
+        self.push_to_all([dst], datagram);
+    }
+
+    /// Queues one datagram for every destination in `dsts`, stored once.
+    pub fn push_to_all(&mut self, dsts: impl IntoIterator<Item = SocketAddrV4>, datagram: &[u8]) {
+        let offset = self.data.len();
+        self.items
+            .extend(dsts.into_iter().map(|dst| (dst, offset, datagram.len())));
         self.data.extend_from_slice(datagram);
     }
 
@@ -59,7 +71,7 @@ impl OutQueue {
         let items = &self.items;
         self.order
             .sort_by_key(|&i| (u32::from(*items[i].0.ip()), items[i].0.port()));
-        self.flat.clear();
+        let data = &mut self.data;
         let mut current: Option<(Run, usize)> = None; // (run, segments)
         for &i in &self.order {
             let (dst, offset, len) = items[i];
@@ -69,31 +81,39 @@ impl OutQueue {
                     && *segs < MAX_SEGMENTS
                     && run.len + len <= MAX_GSO_BYTES
             });
-            if joins {
-                let (run, segs) = current.as_mut().expect("checked");
-                run.len += len;
-                *segs += 1;
-            } else {
+            if !joins {
                 if let Some(done) = current.take() {
                     self.runs.push(finish(done));
                 }
                 current = Some((
                     Run {
                         dst: Some(dst),
-                        offset: self.flat.len(),
+                        offset,
                         len,
                         segment: None,
                     },
                     1,
                 ));
+                continue;
             }
-            self.flat
-                .extend_from_slice(&self.data[offset..offset + len]);
+            let (run, segs) = current.as_mut().expect("checked");
+            if offset != run.offset + run.len {
+                // Not behind the run in the buffer (a unicast queued between
+                // two results): gather the run at the end of the buffer.
+                if run.offset + run.len != data.len() {
+                    let start = data.len();
+                    data.extend_from_within(run.offset..run.offset + run.len);
+                    run.offset = start;
+                }
+                data.extend_from_within(offset..offset + len);
+            }
+            run.len += len;
+            *segs += 1;
         }
         if let Some(done) = current {
             self.runs.push(finish(done));
         }
-        (&self.flat, &self.runs)
+        (&self.data, &self.runs)
     }
 }
 
@@ -152,6 +172,41 @@ mod tests {
         );
         let plain = q.plan(false).1.len();
         assert_eq!(plain, 7);
+    }
+
+    #[test]
+    fn multicast_runs_share_one_copy() {
+        let mut q = OutQueue::default();
+        let members = [a(3), a(1), a(2)];
+        for k in 0..5u8 {
+            q.push_to_all(members, &[k; 8]);
+        }
+        let (data, runs) = q.plan(true);
+        // Stored once, and every member's run is that same range.
+        assert_eq!(data.len(), 5 * 8);
+        assert_eq!(runs.len(), 3);
+        for (run, member) in runs.iter().zip([a(1), a(2), a(3)]) {
+            assert_eq!(
+                (run.dst, run.offset, run.len, run.segment),
+                (Some(member), 0, 40, Some(8))
+            );
+        }
+        let plain = q.plan(false).1.to_vec();
+        assert_eq!(plain.len(), 15);
+        assert_eq!((plain[0].offset, plain[3].offset), (0, 8));
+        // A unicast between two results: the members' runs are gathered,
+        // the datagrams and their order stay the same.
+        q.clear();
+        q.push_to_all(members, &[1; 8]);
+        q.push(a(2), &[7; 8]);
+        q.push_to_all(members, &[2; 8]);
+        let (data, runs) = q.plan(true);
+        let bytes = |run: &Run| data[run.offset..run.offset + run.len].to_vec();
+        assert_eq!(runs.len(), 3);
+        assert_eq!(bytes(&runs[0]), [[1u8; 8], [2; 8]].concat());
+        assert_eq!(bytes(&runs[1]), [[1u8; 8], [7; 8], [2; 8]].concat());
+        assert_eq!(runs[1].segment, Some(8));
+        assert_eq!(bytes(&runs[2]), [[1u8; 8], [2; 8]].concat());
     }
 
     #[test]

@@ -435,8 +435,9 @@ impl Server {
                     let core = dp.core_mut();
                     match core.handle_packet(now, src, datagram, result) {
                         Verdict::Multicast { job } => {
-                            for &member in core.members(job).unwrap_or(&[]) {
-                                outq.push(member, result);
+                            let members = core.members(job).unwrap_or(&[]);
+                            outq.push_to_all(members.iter().copied(), result);
+                            for &member in members {
                                 taps.record_datagram(*capture_addr, member, result);
                             }
                         }
