@@ -59,22 +59,26 @@ pub fn first_non_finite(data: &[f32]) -> Option<usize> {
 /// [`NO_EXPONENT`] for a block of zeros (so that it does not raise the
 /// max over workers). The block must be finite (see [`first_non_finite`]).
 pub fn block_exponent(block: &[f32]) -> i16 {
-    // For non-negative floats the bit patterns order like the values, so the
-    // max magnitude is an integer max over the sign-cleared bits.
-    let max_bits = block
-        .iter()
-        .fold(0u32, |acc, x| acc.max(x.to_bits() & 0x7fff_ffff));
-    exponent_of_bits(max_bits)
+    exponent_of_bits(max_magnitude_bits(block))
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// The largest sign-cleared bit pattern of `block`: for non-negative
+    /// floats the bit patterns order like the values, so this is the max
+    /// magnitude, and from +infinity's pattern up every pattern is an
+    /// infinity or a NaN.
+    fn max_magnitude_bits(block: &[f32]) -> u32 {
+        block
+            .iter()
+            .fold(0u32, |acc, x| acc.max(x.to_bits() & 0x7fff_ffff))
+    }
 }
 
 /// [`block_exponent`] of a block, or `None` if it holds NaN or an
 /// infinity: the max magnitude bits tell both at once, so a tensor needs
 /// one pass, not a finiteness check and then an exponent pass.
 pub fn finite_block_exponent(block: &[f32]) -> Option<i16> {
-    let max_bits = block
-        .iter()
-        .fold(0u32, |acc, x| acc.max(x.to_bits() & 0x7fff_ffff));
-    // Every bit pattern from +infinity's up is an infinity or a NaN.
+    let max_bits = max_magnitude_bits(block);
     (max_bits < f32::INFINITY.to_bits()).then(|| exponent_of_bits(max_bits))
 }
 
@@ -159,23 +163,29 @@ pub fn quantize<W: Word>(block: &[f32], f: f64, limit: i32, out: &mut [W]) {
         // Not a limit any caller uses; kept with its literal meaning.
         return quantize_plain(block, f, limit, out);
     }
-    // Rounding, clamping and conversion all act on the biased value
-    // `t = y + 1.5 * 2^52`: while `|y| < 2^51` it is exactly the rounded
-    // integer plus the bias, with the integer in its low 32 bits (two's
-    // complement). Clamping `t` to `bias + [-limit, limit]` equals clamping
-    // the rounded value (a larger `|y|` lands outside either way), and
-    // reading the low bits replaces the saturating `as i32`, which does not
-    // vectorize. NaN (only from a NaN or infinite `f`) becomes the bias,
-    // i.e. 0, as in `quantize_plain`.
-    let limit = f64::from(limit);
-    let hi = ROUNDING_BIAS + limit;
-    let lo = ROUNDING_BIAS - limit;
-    for (q, &x) in out.iter_mut().zip(block) {
-        let t = f64::from(x) * f + ROUNDING_BIAS;
-        let t = if t > hi { hi } else { t };
-        let t = if t < lo { lo } else { t };
-        let t = if t.is_nan() { ROUNDING_BIAS } else { t };
-        *q = W::from_i32(t.to_bits() as i32);
+    quantize_biased(block, f, limit, out);
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// [`quantize`] for `limit >= 0`. Rounding, clamping and conversion all
+    /// act on the biased value `t = y + 1.5 * 2^52`: while `|y| < 2^51` it is
+    /// exactly the rounded integer plus the bias, with the integer in its low
+    /// 32 bits (two's complement). Clamping `t` to `bias + [-limit, limit]`
+    /// equals clamping the rounded value (a larger `|y|` lands outside either
+    /// way), and reading the low bits replaces the saturating `as i32`, which
+    /// does not vectorize. NaN (only from a NaN or infinite `f`) becomes the
+    /// bias, i.e. 0, as in `quantize_plain`.
+    fn quantize_biased<W: Word>(block: &[f32], f: f64, limit: i32, out: &mut [W]) {
+        let limit = f64::from(limit);
+        let hi = ROUNDING_BIAS + limit;
+        let lo = ROUNDING_BIAS - limit;
+        for (q, &x) in out.iter_mut().zip(block) {
+            let t = f64::from(x) * f + ROUNDING_BIAS;
+            let t = if t > hi { hi } else { t };
+            let t = if t < lo { lo } else { t };
+            let t = if t.is_nan() { ROUNDING_BIAS } else { t };
+            *q = W::from_i32(t.to_bits() as i32);
+        }
     }
 }
 
@@ -192,11 +202,13 @@ fn quantize_plain<W: Word>(block: &[f32], f: f64, limit: i32, out: &mut [W]) {
     }
 }
 
-/// Dequantizes one block of sums: `out[i] = (sums[i] / f) as f32`.
-pub fn dequantize<W: Word>(sums: &[W], f: f64, out: &mut [f32]) {
-    debug_assert_eq!(sums.len(), out.len());
-    for (y, &s) in out.iter_mut().zip(sums) {
-        *y = (f64::from(s.to_i32()) / f) as f32;
+cpu_dispatch::avx2_dispatch! {
+    /// Dequantizes one block of sums: `out[i] = (sums[i] / f) as f32`.
+    pub fn dequantize<W: Word>(sums: &[W], f: f64, out: &mut [f32]) {
+        debug_assert_eq!(sums.len(), out.len());
+        for (y, &s) in out.iter_mut().zip(sums) {
+            *y = (f64::from(s.to_i32()) / f) as f32;
+        }
     }
 }
 

@@ -200,8 +200,8 @@ impl Op {
         };
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
-                let range = self.block(b);
-                repr.emit_to_vec(&self.values_i32[range], out);
+                let values = &self.values_i32[self.block(b)];
+                repr.emit_with(out, |words| cpu_dispatch::words::store(words, values));
             }
             (Dtype::F32, Some(b)) => {
                 let values = &self.values_f32[self.block(b)];
@@ -237,9 +237,7 @@ impl Op {
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
                 let range = self.block(b);
-                for (out, word) in self.values_i32[range].iter_mut().zip(words) {
-                    *out = i32::from_be_bytes(*word);
-                }
+                cpu_dispatch::words::load(&mut self.values_i32[range], words);
             }
             (Dtype::F32, Some(b)) => {
                 let range = self.block(b);

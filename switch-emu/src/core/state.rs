@@ -237,9 +237,7 @@ impl Pool {
             if repr.elem_count != st.elem_count {
                 return Verdict::Drop(DropReason::LengthMismatch);
             }
-            for (sum, word) in sums[..n].iter_mut().zip(payload) {
-                *sum = sum.wrapping_add(i32::from_be_bytes(*word));
-            }
+            cpu_dispatch::words::add(&mut sums[..n], payload);
             st.max_exp = st.max_exp.max(repr.exponent);
             st.count += 1;
             st.bitmap |= bit;
@@ -248,9 +246,7 @@ impl Pool {
             if st.valid && !serial_gt(repr.seq, st.seq) {
                 return Verdict::Drop(DropReason::StaleSequence);
             }
-            for (sum, word) in sums[..n].iter_mut().zip(payload) {
-                *sum = i32::from_be_bytes(*word);
-            }
+            cpu_dispatch::words::load(&mut sums[..n], payload);
             *st = Meta {
                 bitmap: bit,
                 seq: repr.seq,
@@ -287,7 +283,10 @@ fn write_result(out: &mut Vec<u8>, trigger: &Repr, st: &Meta, sums: &[i32]) {
     out.resize(repr.buffer_len(), 0);
     let mut packet = Packet::new_unchecked(&mut out[..]);
     repr.emit(&mut packet);
-    packet.write_elements(&sums[..usize::from(st.elem_count)]);
+    cpu_dispatch::words::store(
+        packet.payload_words_mut(),
+        &sums[..usize::from(st.elem_count)],
+    );
 }
 
 /// An installed job and what the switch knows about it.
