@@ -52,10 +52,11 @@
 //!   of the result is derived in [`crate::quantize`].
 //!
 //! Gating: packet k leaves once the result of packet k-W is in (its window
-//! position is free) and, for f32, the result of packet k-L is in. Each
-//! window position keeps its packet's bytes; when its timer fires the
-//! identical bytes go out again and the timeout doubles up to the cap (it
-//! restarts at the initial value for the position's next packet).
+//! position is free) and, for f32, the result of packet k-L is in. When a
+//! packet's timer fires it is built again, byte-identical (what it is made
+//! of, its block and that block's max exponent, changes only when its own
+//! result arrives), and the timeout doubles up to the cap (it restarts at
+//! the initial value for the position's next packet).
 //!
 //! Results are accepted when (msg_type, job_id, key, slot, set, seq) match a
 //! packet still waiting, and elem_count (and, for f32, a valid exponent not
@@ -217,11 +218,9 @@ impl Engine {
         if self.op.phase != Phase::Running {
             return false;
         }
-        if let Some(bytes) = self.window.next_retransmission(now) {
-            buf.extend_from_slice(bytes);
-            let len = bytes.len();
+        if let Some(counter) = self.window.next_retransmission(now) {
+            self.build(counter, buf);
             self.stats.retransmissions += 1;
-            self.count_sent(len);
             return true;
         }
         let k = self.op.next_packet;
@@ -238,20 +237,25 @@ impl Engine {
         {
             return false;
         }
+        self.window.occupy(counter, now);
+        self.build(counter, buf);
+        self.op.next_packet += 1;
+        true
+    }
+
+    /// Appends packet `counter` of the running operation to `buf`.
+    fn build(&mut self, counter: u64, buf: &mut Vec<u8>) {
         let id = Identity {
             job_id: self.config.job_id,
             key: self.config.key,
             rank: self.config.rank,
         };
         let window = self.window_size();
-        let slot_base = self.config.slot_base;
-        let bytes = self.window.occupy(counter, now);
-        self.op.build(k, counter, window, slot_base, id, bytes);
-        buf.extend_from_slice(bytes);
-        let len = bytes.len();
-        self.op.next_packet += 1;
-        self.count_sent(len);
-        true
+        let k = (counter - self.op.base) as usize;
+        let start = buf.len();
+        self.op
+            .build(k, counter, window, self.config.slot_base, id, buf);
+        self.count_sent(buf.len() - start);
     }
 
     fn count_sent(&mut self, len: usize) {

@@ -171,7 +171,7 @@ impl Op {
 
     /// Appends packet `k` (global counter `counter`) to `out`.
     pub(crate) fn build(
-        &mut self,
+        &self,
         k: usize,
         counter: u64,
         window: u64,

@@ -304,6 +304,63 @@ fn retransmission_is_byte_identical_and_backs_off() {
 }
 
 #[test]
+fn float_retransmission_is_rebuilt_byte_identical() {
+    // Retransmissions are built again from the operation: the bytes must not
+    // change while other packets' results overwrite their blocks and set
+    // their max exponents. Two workers, so that results differ from the
+    // contributions (the peer's values are 4x this worker's).
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let cfg = EngineConfig {
+        retransmit_timeout: ms(5),
+        max_retransmit_timeout: ms(5),
+        ..config(2, 2, 3)
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    let data = [0.5f32, -1.5, 3.0, 7.0, -0.125, 2.0, 1e-3, -9.0, 0.0];
+    e.start_f32(t0, &data).unwrap();
+    // C = 3 blocks, W = 2: L = 2, packets 0..5.
+    let peer = |p: &[u8]| {
+        let mut r = repr_of(p);
+        r.rank = 1;
+        r.exponent = if r.exponent == NO_EXPONENT {
+            NO_EXPONENT
+        } else {
+            r.exponent + 2
+        };
+        let values: Vec<i32> = elements_of(p).iter().map(|v| v.wrapping_mul(4)).collect();
+        let mut out = Vec::new();
+        r.emit_to_vec(&values, &mut out);
+        out
+    };
+    let result = |p: &[u8]| aggregate(&[p, &peer(p)]);
+    let exponents = drain(&mut e, t0);
+    assert_eq!(exponents.len(), 2);
+    e.handle_packet(t0, &result(&exponents[0]));
+    let block0 = drain(&mut e, t0);
+    assert_eq!(block0.len(), 1, "packet 2 (block 0)");
+    e.handle_packet(t0, &result(&exponents[1]));
+    let block1 = drain(&mut e, t0);
+    assert_eq!(block1.len(), 1, "packet 3 (block 1)");
+    // Both time out: rebuilt as sent.
+    e.handle_timeout(t0 + ms(5));
+    let again = drain(&mut e, t0 + ms(5));
+    assert_eq!(again, [block0[0].clone(), block1[0].clone()]);
+    // Block 0's result overwrites its values and frees its position for
+    // packet 4 (block 2); packet 3, still waiting, is rebuilt unchanged.
+    e.handle_packet(t0 + ms(6), &result(&block0[0]));
+    let block2 = drain(&mut e, t0 + ms(6));
+    assert_eq!(block2.len(), 1, "packet 4 (block 2)");
+    e.handle_timeout(t0 + ms(20));
+    let later = drain(&mut e, t0 + ms(20));
+    assert_eq!(later, [block1[0].clone(), block2[0].clone()]);
+    e.handle_packet(t0 + ms(21), &result(&block1[0]));
+    e.handle_packet(t0 + ms(21), &result(&block2[0]));
+    assert_eq!(e.poll_event(), Some(Event::Done));
+    assert_eq!(e.stats().retransmissions, 4);
+}
+
+#[test]
 fn duplicate_and_foreign_results_are_ignored() {
     let now = Instant::now();
     let mut e = Engine::new(config(1, 4, 2)).unwrap();

@@ -1,7 +1,8 @@
 //! The window: one entry per window position (slot of the lease), holding
-//! the bytes of the packet in flight there so that a retransmission is
-//! byte-identical, its retransmission timer and its backoff, plus the
-//! round-trip estimate that sets the timeout.
+//! which packet is in flight there, its retransmission timer and its
+//! backoff, plus the round-trip estimate that sets the timeout. It keeps no
+//! bytes: a retransmission is rebuilt from the operation, whose state for a
+//! packet does not change before that packet's result is in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,8 +14,6 @@ use super::timers::Timers;
 struct Entry {
     /// Global packet counter of the packet last placed here.
     counter: u64,
-    /// Its datagram, kept for retransmission.
-    bytes: Vec<u8>,
     /// Sent and its result not yet in.
     waiting: bool,
     /// When it was first sent (for stall reports); `None` before any packet.
@@ -88,7 +87,6 @@ impl Window {
         let entries = (0..size)
             .map(|_| Entry {
                 counter: 0,
-                bytes: Vec::new(),
                 waiting: false,
                 first_sent: None,
                 rto: initial_rto,
@@ -152,9 +150,8 @@ impl Window {
         }
     }
 
-    /// Places packet `counter`, sent now, and returns its (cleared) byte
-    /// buffer for the caller to fill. The position must be free.
-    pub(crate) fn occupy(&mut self, counter: u64, now: Instant) -> &mut Vec<u8> {
+    /// Places packet `counter`, sent now. The position must be free.
+    pub(crate) fn occupy(&mut self, counter: u64, now: Instant) {
         let position = self.position(counter);
         let rto = self.current_rto();
         let entry = &mut self.entries[position];
@@ -166,8 +163,6 @@ impl Window {
         entry.transmissions = 1;
         entry.due = false;
         self.timers.push((now + rto, counter, 1));
-        entry.bytes.clear();
-        &mut entry.bytes
     }
 
     /// Records the result of the waiting packet at `position`, arrived at
@@ -207,8 +202,8 @@ impl Window {
     }
 
     /// The next queued retransmission, sent now: its timer restarts with the
-    /// backed-off timeout. Returns the stored bytes.
-    pub(crate) fn next_retransmission(&mut self, now: Instant) -> Option<&[u8]> {
+    /// backed-off timeout. Returns the packet's counter.
+    pub(crate) fn next_retransmission(&mut self, now: Instant) -> Option<u64> {
         while let Some(counter) = self.due.pop_front() {
             let position = self.position(counter);
             let entry = &mut self.entries[position];
@@ -217,7 +212,7 @@ impl Window {
                 entry.transmissions += 1;
                 self.timers
                     .push((now + entry.rto, counter, entry.transmissions));
-                return Some(&self.entries[position].bytes);
+                return Some(counter);
             }
         }
         None
