@@ -210,9 +210,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn checks_accept_the_sum_and_reject_a_wrong_element() {
-        let (world, it, len) = (3u16, 4u32, 1000usize);
+    /// The exact i32 (wrapping) and f64 sums of `world` ranks' inputs.
+    fn sums(world: u16, it: u32, len: usize) -> (Vec<i32>, Vec<f64>) {
         let mut sum = vec![0i32; len];
         let mut fsum = vec![0f64; len];
         for r in 0..world {
@@ -225,6 +224,13 @@ mod tests {
                 fsum[i] += f64::from(f[i]);
             }
         }
+        (sum, fsum)
+    }
+
+    #[test]
+    fn checks_accept_the_sum_and_reject_a_wrong_element() {
+        let (world, it, len) = (3u16, 4u32, 1000usize);
+        let (mut sum, fsum) = sums(world, it, len);
         check_i32(world, it, Share::ALL, &sum).unwrap();
         assert!(check_i32(world, it + 1, Share::ALL, &sum).is_err());
         sum[17] ^= 1;
@@ -244,18 +250,7 @@ mod tests {
         // A wrong element is reported by exactly the share that holds its block.
         let (world, it) = (4u16, 2u32);
         let len = 5 * I32_CHECK_BLOCK + 100;
-        let mut sum = vec![0i32; len];
-        let mut fsum = vec![0f64; len];
-        for r in 0..world {
-            let mut x = vec![0i32; len];
-            fill_i32(r, it, &mut x);
-            let mut f = vec![0f32; len];
-            fill_f32(r, it, &mut f);
-            for i in 0..len {
-                sum[i] = sum[i].wrapping_add(x[i]);
-                fsum[i] += f64::from(f[i]);
-            }
-        }
+        let (mut sum, fsum) = sums(world, it, len);
         let mut fout: Vec<f32> = fsum.iter().map(|&x| x as f32).collect();
         let shares = |of: u16| (0..of).map(move |index| Share { index, of });
         for share in shares(world) {
