@@ -260,3 +260,57 @@ fn a_silent_peer_is_a_peer_timeout_or_a_failed_job() {
         sw.join().unwrap();
     }
 }
+
+#[test]
+fn a_failed_allreduce_leaves_the_buffer_as_it_was() {
+    // Results are written into the caller's buffer as they arrive. Rank 1
+    // reduces only the first half of rank 0's tensor and then goes silent:
+    // rank 0 gets (and writes) the first half's results, then times out.
+    // Its buffer must hold its input again.
+    let (sw, control) = default_switch();
+    let len = 1 << 17;
+    for dtype in ["i32", "f32"] {
+        let job = format!("restore-{dtype}");
+        let peer_job = job.clone();
+        let peer = thread::spawn(move || {
+            let mut agent = Agent::join(options(control, &peer_job, 1, 2)).unwrap();
+            if peer_job.ends_with("i32") {
+                agent.allreduce_i32(&mut vec![5; len / 2]).unwrap();
+            } else {
+                agent.allreduce_f32(&mut vec![0.5; len / 2]).unwrap();
+            }
+            thread::sleep(Duration::from_secs(2));
+        });
+        let mut agent = Agent::join(JoinOptions {
+            stall_timeout: Duration::from_millis(400),
+            ..options(control, &job, 0, 2)
+        })
+        .unwrap();
+        let before = agent.stats().engine.results_received;
+        let (err, received) = if dtype == "i32" {
+            let input: Vec<i32> = (0..len as i32).map(|i| i.wrapping_mul(7919)).collect();
+            let mut data = input.clone();
+            let err = agent.allreduce_i32(&mut data).unwrap_err();
+            assert!(data == input, "i32 buffer not restored");
+            (err, agent.stats().engine.results_received - before)
+        } else {
+            let input: Vec<f32> = (0..len).map(|i| i as f32 * 0.25 - 100.0).collect();
+            let mut data = input.clone();
+            let err = agent.allreduce_f32(&mut data).unwrap_err();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&data) == bits(&input), "f32 buffer not restored");
+            (err, agent.stats().engine.results_received - before)
+        };
+        assert!(
+            matches!(&err, AgentError::PeerTimeout { missing_ranks, .. } if missing_ranks == &[1]),
+            "{dtype}: {err}"
+        );
+        // Half of the tensor's results did arrive (and were written) first.
+        let packets = (len / usize::from(agent.params().elements_per_packet)) as u64;
+        assert!(received >= packets / 2, "{dtype}: {received} of {packets}");
+        drop(agent);
+        peer.join().unwrap();
+    }
+    sw.shutdown();
+    sw.join().unwrap();
+}

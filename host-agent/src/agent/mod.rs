@@ -19,7 +19,7 @@ use packet_format::control::{JobParams, JoinRequest, Reply, Request};
 use packet_format::{ELEMENT_LEN, HEADER_LEN};
 
 use crate::control_client::{self, ControlClient};
-use crate::engine::{Engine, EngineConfig, EngineStats, Event};
+use crate::engine::{Engine, EngineConfig, EngineStats, Event, Output};
 use crate::transport::{TransportStats, UdpTransport};
 
 pub use error::AgentError;
@@ -212,9 +212,14 @@ impl Agent {
     pub fn allreduce_i32(&mut self, data: &mut [i32]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
-        self.engine.start_i32(started, data)?;
-        self.run(started)?;
-        self.engine.take_i32(data)?;
+        self.engine.start_i32_in_place(started, data)?;
+        if let Err(e) = self.run(started, Output::I32(data)) {
+            if let Some(input) = self.engine.input_i32() {
+                data.copy_from_slice(input);
+            }
+            return Err(e);
+        }
+        self.engine.finish_in_place()?;
         self.finished(started, data.len());
         Ok(())
     }
@@ -226,9 +231,14 @@ impl Agent {
     pub fn allreduce_f32(&mut self, data: &mut [f32]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
-        self.engine.start_f32(started, data)?;
-        self.run(started)?;
-        self.engine.take_f32(data)?;
+        self.engine.start_f32_in_place(started, data)?;
+        if let Err(e) = self.run(started, Output::F32(data)) {
+            if let Some(input) = self.engine.input_f32() {
+                data.copy_from_slice(input);
+            }
+            return Err(e);
+        }
+        self.engine.finish_in_place()?;
         self.finished(started, data.len());
         Ok(())
     }
@@ -246,9 +256,11 @@ impl Agent {
         self.busy += started.elapsed();
     }
 
-    /// Drives the started operation to its end; a failure ends the agent.
-    fn run(&mut self, started: Instant) -> Result<(), AgentError> {
-        let result = self.io_loop();
+    /// Drives the started operation to its end, its results written into
+    /// `out` as they arrive; a failure ends the agent (and the caller
+    /// restores `out` from the engine's copy of the input).
+    fn run(&mut self, started: Instant, out: Output<'_>) -> Result<(), AgentError> {
+        let result = self.io_loop(out);
         if let Err(e) = &result {
             self.engine.abort();
             self.busy += started.elapsed();
@@ -262,12 +274,14 @@ impl Agent {
     /// The blocking I/O loop: receive a batch, fire timers, take events,
     /// send what the engine allows, look at the control connection, and
     /// sleep in `poll` when there is nothing to do.
-    fn io_loop(&mut self) -> Result<(), AgentError> {
+    fn io_loop(&mut self, mut out: Output<'_>) -> Result<(), AgentError> {
         let mut last_control_check = Instant::now();
         loop {
             let now = Instant::now();
             let engine = &mut self.engine;
-            let received = self.transport.recv(|d| engine.handle_packet(now, d))?;
+            let received = self
+                .transport
+                .recv(|d| engine.handle_packet_into(now, d, out.reborrow()))?;
             if self.engine.poll_timeout().is_some_and(|t| t <= now) {
                 self.engine.handle_timeout(now);
             }

@@ -30,6 +30,13 @@
 //!   pub fn abort(&mut self);                         // drops the current operation (running or finished)
 //!   pub fn take_i32(&mut self, out: &mut [i32]) -> Result<(), EngineError>;  // after Event::Done; NotDone, WrongType, LengthMismatch
 //!   pub fn take_f32(&mut self, out: &mut [f32]) -> Result<(), EngineError>;
+//!   // In place: results go straight to the caller's buffer, the engine keeps the input.
+//!   pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError>;
+//!   pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>;
+//!   pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>); // Output::I32 | Output::F32, the operation's length
+//!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, NotInPlace
+//!   pub fn input_i32(&self) -> Option<&[i32]>;   // the in-place operation's input (to restore the caller's buffer after a failure)
+//!   pub fn input_f32(&self) -> Option<&[f32]>;
 //!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, results_received, results_ignored, bytes_sent, stalls
 //!   pub fn next_seq(&self) -> u32;      // sequence continues across calls
 //! }
@@ -82,6 +89,7 @@ pub use config::{
 };
 pub use error::EngineError;
 
+pub use op::Output;
 use op::{Dtype, Identity, Op, Phase};
 use window::Window;
 
@@ -186,6 +194,34 @@ impl Engine {
         Ok(())
     }
 
+    /// [`Engine::start_i32`] for results written straight into the
+    /// caller's buffer by [`Engine::handle_packet_into`] (no copy at the
+    /// end); the engine keeps the input ([`Engine::input_i32`]) until the
+    /// next start, so a caller can restore its buffer if the operation fails.
+    pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
+        self.start_i32(now, data)?;
+        self.op.in_place = true;
+        Ok(())
+    }
+
+    /// [`Engine::start_f32`] with results in place, as [`Engine::start_i32_in_place`].
+    pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
+        self.start_f32(now, data)?;
+        self.op.in_place = true;
+        Ok(())
+    }
+
+    /// The input of the operation started in place last (running, finished
+    /// or aborted), if it was an i32 one.
+    pub fn input_i32(&self) -> Option<&[i32]> {
+        (self.op.in_place && self.op.dtype == Dtype::I32).then(|| self.op.values_i32())
+    }
+
+    /// The input of the operation started in place last, if it was an f32 one.
+    pub fn input_f32(&self) -> Option<&[f32]> {
+        (self.op.in_place && self.op.dtype == Dtype::F32).then(|| self.op.values_f32())
+    }
+
     fn check_idle(&self) -> Result<(), EngineError> {
         if self.op.phase == Phase::Running {
             Err(EngineError::Busy)
@@ -266,12 +302,22 @@ impl Engine {
     /// Takes a datagram from the switch. Anything but an awaited result is
     /// ignored and counted.
     pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) {
-        if !self.accept(now, datagram) {
+        if !self.accept(now, datagram, None) {
             self.stats.results_ignored += 1;
         }
     }
 
-    fn accept(&mut self, now: Instant, datagram: &[u8]) -> bool {
+    /// [`Engine::handle_packet`] for an operation started in place: a
+    /// result is written into `out` (of the operation's type and length;
+    /// otherwise the result is ignored and counted, as is any result handed
+    /// to the wrong one of the two calls).
+    pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>) {
+        if !self.accept(now, datagram, Some(out)) {
+            self.stats.results_ignored += 1;
+        }
+    }
+
+    fn accept(&mut self, now: Instant, datagram: &[u8], out: Option<Output<'_>>) -> bool {
         if self.op.phase != Phase::Running {
             return false;
         }
@@ -296,7 +342,7 @@ impl Engine {
             return false;
         }
         let k = (counter - self.op.base) as usize;
-        if !self.op.accept(k, &repr, &packet) {
+        if !self.op.accept(k, &repr, &packet, out) {
             return false;
         }
         self.window.complete(position, now);
@@ -388,7 +434,7 @@ impl Engine {
     /// releases it.
     pub fn take_i32(&mut self, out: &mut [i32]) -> Result<(), EngineError> {
         self.check_take(Dtype::I32, out.len())?;
-        out.copy_from_slice(self.op.output_i32());
+        out.copy_from_slice(self.op.values_i32());
         self.op.phase = Phase::Idle;
         Ok(())
     }
@@ -397,7 +443,20 @@ impl Engine {
     /// releases it.
     pub fn take_f32(&mut self, out: &mut [f32]) -> Result<(), EngineError> {
         self.check_take(Dtype::F32, out.len())?;
-        out.copy_from_slice(self.op.output_f32());
+        out.copy_from_slice(self.op.values_f32());
+        self.op.phase = Phase::Idle;
+        Ok(())
+    }
+
+    /// Ends a finished in-place operation: its result is already in the
+    /// caller's buffer.
+    pub fn finish_in_place(&mut self) -> Result<(), EngineError> {
+        if self.op.phase != Phase::Done {
+            return Err(EngineError::NotDone);
+        }
+        if !self.op.in_place {
+            return Err(EngineError::InPlaceMismatch);
+        }
         self.op.phase = Phase::Idle;
         Ok(())
     }
@@ -405,6 +464,9 @@ impl Engine {
     fn check_take(&self, dtype: Dtype, got: usize) -> Result<(), EngineError> {
         if self.op.phase != Phase::Done {
             return Err(EngineError::NotDone);
+        }
+        if self.op.in_place {
+            return Err(EngineError::InPlaceMismatch);
         }
         if self.op.dtype != dtype {
             return Err(EngineError::WrongType);

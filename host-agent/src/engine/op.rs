@@ -73,6 +73,28 @@ pub(crate) struct Op {
     exponents: Vec<i16>,
     /// Max exponent over workers of each block, learned from results.
     max_exponents: Vec<i16>,
+    /// Results go to the caller's buffer ([`Output`]); the values above
+    /// then keep the input for the whole operation.
+    pub in_place: bool,
+}
+
+/// The caller's buffer that results of an in-place operation are written to.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// For an i32 operation.
+    I32(&'a mut [i32]),
+    /// For an f32 operation.
+    F32(&'a mut [f32]),
+}
+
+impl Output<'_> {
+    /// The same buffer, borrowed again (for one call of a loop).
+    pub fn reborrow(&mut self) -> Output<'_> {
+        match self {
+            Output::I32(out) => Output::I32(out),
+            Output::F32(out) => Output::F32(out),
+        }
+    }
 }
 
 impl Op {
@@ -94,10 +116,12 @@ impl Op {
             values_f32: Vec::new(),
             exponents: Vec::new(),
             max_exponents: Vec::new(),
+            in_place: false,
         }
     }
 
     fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64) {
+        self.in_place = false;
         self.dtype = dtype;
         self.len = len;
         self.blocks = len.div_ceil(self.epp);
@@ -222,8 +246,25 @@ impl Op {
 
     /// Takes the result of packet `k` into the output. Returns false (and
     /// changes nothing) if it does not fit what packet `k` carried.
-    pub(crate) fn accept(&mut self, k: usize, repr: &Repr, packet: &Packet<&[u8]>) -> bool {
+    /// In place, the result goes to `out`, which must be given and fit the
+    /// operation; otherwise `out` must be `None`.
+    pub(crate) fn accept(
+        &mut self,
+        k: usize,
+        repr: &Repr,
+        packet: &Packet<&[u8]>,
+        out: Option<Output<'_>>,
+    ) -> bool {
         if usize::from(repr.elem_count) != self.elem_count(k) {
+            return false;
+        }
+        let fits = match (&out, self.dtype) {
+            (None, _) => !self.in_place,
+            (Some(Output::I32(o)), Dtype::I32) => self.in_place && o.len() == self.len,
+            (Some(Output::F32(o)), Dtype::F32) => self.in_place && o.len() == self.len,
+            _ => false,
+        };
+        if !fits {
             return false;
         }
         // The max over workers can be neither invalid nor below our own.
@@ -237,16 +278,24 @@ impl Op {
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
                 let range = self.block(b);
-                cpu_dispatch::words::load(&mut self.values_i32[range], words);
+                let dest = match out {
+                    Some(Output::I32(o)) => &mut o[range],
+                    _ => &mut self.values_i32[range],
+                };
+                cpu_dispatch::words::load(dest, words);
             }
             (Dtype::F32, Some(b)) => {
                 let range = self.block(b);
                 let e_max = self.max_exponents[b];
+                let dest = match out {
+                    Some(Output::F32(o)) => &mut o[range],
+                    _ => &mut self.values_f32[range],
+                };
                 if e_max == NO_EXPONENT {
-                    self.values_f32[range].fill(0.0);
+                    dest.fill(0.0);
                 } else {
                     let f = quantize::scale(self.world, e_max);
-                    quantize::dequantize(words, f, &mut self.values_f32[range]);
+                    quantize::dequantize(words, f, dest);
                 }
             }
             (_, None) => {}
@@ -266,13 +315,14 @@ impl Op {
         self.len
     }
 
-    /// The i32 output (complete once `phase` is `Done`).
-    pub(crate) fn output_i32(&self) -> &[i32] {
+    /// The i32 values: the output once `phase` is `Done`, or in place the
+    /// input throughout.
+    pub(crate) fn values_i32(&self) -> &[i32] {
         &self.values_i32
     }
 
-    /// The f32 output (complete once `phase` is `Done`).
-    pub(crate) fn output_f32(&self) -> &[f32] {
+    /// The f32 values, as [`Op::values_i32`].
+    pub(crate) fn values_f32(&self) -> &[f32] {
         &self.values_f32
     }
 }

@@ -548,3 +548,55 @@ fn invalid_result_exponent_is_ignored() {
     e.handle_packet(now, &reflect(&sent[0]));
     assert_eq!(e.stats().results_received, 1);
 }
+
+#[test]
+fn in_place_results_go_to_the_callers_buffer() {
+    let now = Instant::now();
+    let mut e = Engine::new(config(1, 8, 2)).unwrap();
+    let data = [1.0f32, -2.0, 0.25, 0.5, 0.0, 3.0];
+    e.start_f32_in_place(now, &data).unwrap();
+    let mut out = [9.0f32; 6];
+    let mut packets = 0;
+    loop {
+        let sent = drain(&mut e, now);
+        if sent.is_empty() {
+            break;
+        }
+        for p in sent {
+            packets += 1;
+            let r = reflect(&p);
+            // The plain call, and a buffer of another length or type, are ignored.
+            e.handle_packet(now, &r);
+            e.handle_packet_into(now, &r, Output::F32(&mut [0.0; 5]));
+            e.handle_packet_into(now, &r, Output::I32(&mut [0; 6]));
+            e.handle_packet_into(now, &r, Output::F32(&mut out));
+        }
+    }
+    assert_eq!(packets, 6);
+    assert_eq!(e.poll_event(), Some(Event::Done));
+    assert_eq!(e.stats().results_ignored, 3 * 6);
+    // World 1: the sum is the input (exact for these values); the engine
+    // still holds the input.
+    assert_eq!(out, data);
+    assert_eq!(e.input_f32(), Some(&data[..]));
+    assert_eq!(e.input_i32(), None);
+    assert_eq!(e.take_f32(&mut [0.0; 6]), Err(EngineError::InPlaceMismatch));
+    e.finish_in_place().unwrap();
+    assert_eq!(e.finish_in_place(), Err(EngineError::NotDone));
+    // A plain operation: results through handle_packet_into are ignored,
+    // finish_in_place is refused, take works.
+    e.start_i32(now, &[1, 2, 3]).unwrap();
+    assert_eq!(e.input_i32(), None);
+    let sent = drain(&mut e, now);
+    for p in &sent {
+        e.handle_packet_into(now, &reflect(p), Output::I32(&mut [0; 3]));
+    }
+    assert!(e.is_busy());
+    for p in &sent {
+        e.handle_packet(now, &reflect(p));
+    }
+    assert_eq!(e.finish_in_place(), Err(EngineError::InPlaceMismatch));
+    let mut ints = [0; 3];
+    e.take_i32(&mut ints).unwrap();
+    assert_eq!(ints, [1, 2, 3]);
+}
