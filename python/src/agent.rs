@@ -96,6 +96,7 @@ impl PyAgent {
     /// Sums `array` (numpy float32 or int32, C-contiguous, any shape) over
     /// all workers, in place. int32 wraps; float32 is block fixed point,
     /// identical on every worker and within `float32_error_bound` of the exact sum.
+    /// If it fails (the exception says why), the array holds its input again.
     fn allreduce(&self, py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<()> {
         let mut work = self.allreduce_async(array)?;
         work.wait(py, None)

@@ -208,7 +208,8 @@ impl Agent {
     }
 
     /// Replaces `data` by the element-wise wrapping sum over all workers;
-    /// bit-identical on every worker.
+    /// bit-identical on every worker. Results are written into `data` as
+    /// they arrive; if the allreduce fails, `data` holds its input again.
     pub fn allreduce_i32(&mut self, data: &mut [i32]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
@@ -227,7 +228,9 @@ impl Agent {
     /// Replaces `data` by the element-wise sum over all workers, in block
     /// fixed point: identical on every worker, within
     /// [`crate::quantize::error_bound`] of the exact sum. NaN or infinity
-    /// in the input is refused ([`AgentError::NonFinite`]) before anything is sent.
+    /// in the input is refused ([`AgentError::NonFinite`]) before anything is
+    /// sent. As for [`Agent::allreduce_i32`], a failed allreduce leaves
+    /// `data` as it was.
     pub fn allreduce_f32(&mut self, data: &mut [f32]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
