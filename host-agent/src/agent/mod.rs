@@ -216,7 +216,7 @@ impl Agent {
         self.engine.start_i32_in_place(started, data)?;
         if let Err(e) = self.run(started, Output::I32(data)) {
             if let Some(input) = self.engine.input_i32() {
-                data.copy_from_slice(input);
+                data[..input.len()].copy_from_slice(input);
             }
             return Err(e);
         }
@@ -237,7 +237,7 @@ impl Agent {
         self.engine.start_f32_in_place(started, data)?;
         if let Err(e) = self.run(started, Output::F32(data)) {
             if let Some(input) = self.engine.input_f32() {
-                data.copy_from_slice(input);
+                data[..input.len()].copy_from_slice(input);
             }
             return Err(e);
         }
@@ -300,7 +300,7 @@ impl Agent {
             let engine = &mut self.engine;
             while self
                 .transport
-                .queue_with(|out| engine.poll_transmit_append(now, out))
+                .queue_with(|buf| engine.poll_transmit_into(now, buf, out.reborrow()))
             {
                 sent += 1;
             }

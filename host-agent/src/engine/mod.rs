@@ -30,12 +30,13 @@
 //!   pub fn abort(&mut self);                         // drops the current operation (running or finished)
 //!   pub fn take_i32(&mut self, out: &mut [i32]) -> Result<(), EngineError>;  // after Event::Done; NotDone, WrongType, LengthMismatch
 //!   pub fn take_f32(&mut self, out: &mut [f32]) -> Result<(), EngineError>;
-//!   // In place: results go straight to the caller's buffer, the engine keeps the input.
+//!   // In place: the caller's buffer is the input (a block copied when first sent) and takes the results.
 //!   pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError>;
 //!   pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>;
+//!   pub fn poll_transmit_into(&mut self, now: Instant, buf: &mut Vec<u8>, data: Output<'_>) -> bool; // appends, as poll_transmit_append
 //!   pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>); // Output::I32 | Output::F32, the operation's length
-//!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, NotInPlace
-//!   pub fn input_i32(&self) -> Option<&[i32]>;   // the in-place operation's input (to restore the caller's buffer after a failure)
+//!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, InPlaceMismatch
+//!   pub fn input_i32(&self) -> Option<&[i32]>;   // input of the blocks sent so far (to restore the caller's buffer after a failure)
 //!   pub fn input_f32(&self) -> Option<&[f32]>;
 //!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, results_received, results_ignored, bytes_sent, stalls
 //!   pub fn next_seq(&self) -> u32;      // sequence continues across calls
@@ -175,7 +176,7 @@ impl Engine {
     pub fn start_i32(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
         self.check_idle()?;
         let base = self.next_counter;
-        self.op.start_i32(data, base, self.window_size());
+        self.op.start_i32(data, base, self.window_size(), false);
         self.began(now);
         Ok(())
     }
@@ -187,37 +188,50 @@ impl Engine {
     pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
         self.check_idle()?;
         let base = self.next_counter;
-        if let Err(index) = self.op.start_f32(data, base, self.window_size()) {
+        if let Err(index) = self.op.start_f32(data, base, self.window_size(), false) {
             return Err(EngineError::NonFinite { index });
         }
         self.began(now);
         Ok(())
     }
 
-    /// [`Engine::start_i32`] for results written straight into the
-    /// caller's buffer by [`Engine::handle_packet_into`] (no copy at the
-    /// end); the engine keeps the input ([`Engine::input_i32`]) until the
-    /// next start, so a caller can restore its buffer if the operation fails.
+    /// [`Engine::start_i32`] for an operation on the caller's buffer: the
+    /// engine copies each block when it first sends it (so the start makes
+    /// no tensor-sized copy), results go straight into the buffer
+    /// ([`Engine::handle_packet_into`]; no copy at the end), and packets
+    /// come from [`Engine::poll_transmit_into`]. The engine keeps the input
+    /// of every block it sent ([`Engine::input_i32`]) until the next start,
+    /// so a caller can restore its buffer if the operation fails.
     pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
-        self.start_i32(now, data)?;
-        self.op.in_place = true;
+        self.check_idle()?;
+        let base = self.next_counter;
+        self.op.start_i32(data, base, self.window_size(), true);
+        self.began(now);
         Ok(())
     }
 
-    /// [`Engine::start_f32`] with results in place, as [`Engine::start_i32_in_place`].
+    /// [`Engine::start_f32`] on the caller's buffer, as
+    /// [`Engine::start_i32_in_place`]; the start reads the whole tensor once
+    /// (exponents and finiteness) and copies nothing.
     pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
-        self.start_f32(now, data)?;
-        self.op.in_place = true;
+        self.check_idle()?;
+        let base = self.next_counter;
+        if let Err(index) = self.op.start_f32(data, base, self.window_size(), true) {
+            return Err(EngineError::NonFinite { index });
+        }
+        self.began(now);
         Ok(())
     }
 
-    /// The input of the operation started in place last (running, finished
-    /// or aborted), if it was an i32 one.
+    /// The input of the blocks sent so far by the operation started in
+    /// place last (running, finished or aborted), if it was an i32 one: a
+    /// prefix of the caller's buffer; the rest of the buffer was never
+    /// written.
     pub fn input_i32(&self) -> Option<&[i32]> {
         (self.op.in_place && self.op.dtype == Dtype::I32).then(|| self.op.values_i32())
     }
 
-    /// The input of the operation started in place last, if it was an f32 one.
+    /// As [`Engine::input_i32`], for an f32 operation.
     pub fn input_f32(&self) -> Option<&[f32]> {
         (self.op.in_place && self.op.dtype == Dtype::F32).then(|| self.op.values_f32())
     }
@@ -249,8 +263,26 @@ impl Engine {
 
     /// [`Engine::poll_transmit`] appending to `buf` (which may hold earlier
     /// datagrams), so that a driver can build packets straight into its
-    /// send queue. On false, `buf` is unchanged.
+    /// send queue. On false, `buf` is unchanged. For an operation started
+    /// in place it only sends what needs no new block of the input; use
+    /// [`Engine::poll_transmit_into`].
     pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+        self.poll(now, buf, None)
+    }
+
+    /// [`Engine::poll_transmit_append`] for an operation started in place:
+    /// `data` is the caller's buffer (the one results go to), from which a
+    /// block is copied when its packet is first sent.
+    pub fn poll_transmit_into(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        data: Output<'_>,
+    ) -> bool {
+        self.poll(now, buf, Some(data))
+    }
+
+    fn poll(&mut self, now: Instant, buf: &mut Vec<u8>, data: Option<Output<'_>>) -> bool {
         if self.op.phase != Phase::Running {
             return false;
         }
@@ -271,6 +303,9 @@ impl Engine {
             && k >= self.op.lead
             && !self.window.has_result(counter - self.op.lead as u64)
         {
+            return false;
+        }
+        if !self.op.copy_block(k, data) {
             return false;
         }
         self.window.occupy(counter, now);

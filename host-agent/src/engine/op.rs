@@ -120,8 +120,8 @@ impl Op {
         }
     }
 
-    fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64) {
-        self.in_place = false;
+    fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64, in_place: bool) {
+        self.in_place = in_place;
         self.dtype = dtype;
         self.len = len;
         self.blocks = len.div_ceil(self.epp);
@@ -142,23 +142,36 @@ impl Op {
     }
 
     /// Starts an i32 operation whose packet 0 has global counter `base`.
-    pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64) {
+    /// In place, blocks are copied one by one when first sent ([`Op::copy_block`]).
+    pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64, in_place: bool) {
         self.values_i32.clear();
-        self.values_i32.extend_from_slice(data);
-        self.begin(Dtype::I32, data.len(), base, window);
+        if !in_place {
+            self.values_i32.extend_from_slice(data);
+        }
+        self.begin(Dtype::I32, data.len(), base, window, in_place);
     }
 
     /// Starts an f32 operation, or refuses a tensor holding NaN or an
     /// infinity with the index of the first one (then nothing is started
     /// and a finished result not yet taken is discarded).
-    pub(crate) fn start_f32(&mut self, data: &[f32], base: u64, window: u64) -> Result<(), usize> {
-        // One pass: each block is copied, and its exponent and finiteness
-        // read while it is in the cache.
+    /// In place, this only reads `data`; blocks are copied one by one when
+    /// first sent ([`Op::copy_block`]).
+    pub(crate) fn start_f32(
+        &mut self,
+        data: &[f32],
+        base: u64,
+        window: u64,
+        in_place: bool,
+    ) -> Result<(), usize> {
+        // One pass: each block is copied (unless in place), and its exponent
+        // and finiteness read while it is in the cache.
         self.values_f32.clear();
         self.exponents.clear();
         let epp = self.epp.max(1);
         for (b, block) in data.chunks(epp).enumerate() {
-            self.values_f32.extend_from_slice(block);
+            if !in_place {
+                self.values_f32.extend_from_slice(block);
+            }
             match quantize::finite_block_exponent(block) {
                 Some(e) => self.exponents.push(e),
                 None => {
@@ -168,7 +181,7 @@ impl Op {
                 }
             }
         }
-        self.begin(Dtype::F32, data.len(), base, window);
+        self.begin(Dtype::F32, data.len(), base, window, in_place);
         self.max_exponents.clear();
         self.max_exponents.resize(self.blocks, NO_EXPONENT);
         Ok(())
@@ -193,7 +206,42 @@ impl Op {
         self.data_block(k).map_or(0, |b| self.block(b).len())
     }
 
-    /// Appends packet `k` (global counter `counter`) to `out`.
+    /// Makes sure the block packet `k` carries is in the engine's copy: in
+    /// place, blocks are copied from the caller's buffer `input` when their
+    /// packet is first built (in block order, and always before the block's
+    /// result can overwrite that buffer). False if the block is missing and
+    /// `input` cannot supply it (absent, or not the operation's buffer).
+    pub(crate) fn copy_block(&mut self, k: usize, input: Option<Output<'_>>) -> bool {
+        let Some(b) = self.data_block(k) else {
+            return true;
+        };
+        let range = self.block(b);
+        let have = match self.dtype {
+            Dtype::I32 => self.values_i32.len(),
+            Dtype::F32 => self.values_f32.len(),
+        };
+        if have >= range.end {
+            return true;
+        }
+        match (input, self.dtype) {
+            (Some(Output::I32(data)), Dtype::I32)
+                if have == range.start && data.len() == self.len =>
+            {
+                self.values_i32.extend_from_slice(&data[range]);
+                true
+            }
+            (Some(Output::F32(data)), Dtype::F32)
+                if have == range.start && data.len() == self.len =>
+            {
+                self.values_f32.extend_from_slice(&data[range]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends packet `k` (global counter `counter`) to `out`; its block
+    /// must be in the engine's copy ([`Op::copy_block`]).
     pub(crate) fn build(
         &self,
         k: usize,
@@ -316,7 +364,7 @@ impl Op {
     }
 
     /// The i32 values: the output once `phase` is `Done`, or in place the
-    /// input throughout.
+    /// input of the blocks sent so far.
     pub(crate) fn values_i32(&self) -> &[i32] {
         &self.values_i32
     }
@@ -334,7 +382,7 @@ mod tests {
     #[test]
     fn chunking_of_a_tensor_not_a_multiple_of_e() {
         let mut op = Op::new(2, 4);
-        op.start_i32(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0, 8);
+        op.start_i32(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0, 8, false);
         assert_eq!((op.blocks, op.lead, op.packets), (3, 0, 3));
         assert_eq!(op.block(2), 8..10);
         assert_eq!((op.elem_count(0), op.elem_count(2)), (4, 2));
@@ -344,15 +392,15 @@ mod tests {
     fn float_pipeline_layout() {
         let mut op = Op::new(2, 4);
         let data = [1.0f32; 10];
-        op.start_f32(&data, 0, 2).unwrap();
+        op.start_f32(&data, 0, 2, false).unwrap();
         assert_eq!((op.blocks, op.lead, op.packets), (3, 2, 5));
         let counts: Vec<usize> = (0..5).map(|k| op.elem_count(k)).collect();
         assert_eq!(counts, [0, 0, 4, 4, 2]);
         // A window wider than the tensor: the lead is the block count.
-        op.start_f32(&data, 0, 64).unwrap();
+        op.start_f32(&data, 0, 64, false).unwrap();
         assert_eq!((op.lead, op.packets), (3, 6));
         // An empty tensor is done at once.
-        op.start_f32(&[], 0, 4).unwrap();
+        op.start_f32(&[], 0, 4, false).unwrap();
         assert_eq!((op.packets, op.phase), (0, Phase::Done));
     }
 }
