@@ -17,6 +17,28 @@ extern crate std;
 
 pub mod words;
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set: every dispatched function runs its baseline copy.
+static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every dispatched function run its baseline copy (`true`), or pick
+/// by the CPU again (`false`). For tests that compare the two copies on a
+/// machine that has AVX2; since both are one source, switching while other
+/// threads run changes no result.
+pub fn set_baseline_only(on: bool) {
+    BASELINE_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// Whether a dispatched function runs its AVX2 copy now (used by
+/// [`avx2_dispatch!`]; a relaxed load and the standard library's cached
+/// CPU check).
+#[doc(hidden)]
+#[cfg(target_arch = "x86_64")]
+pub fn use_avx2() -> bool {
+    !BASELINE_ONLY.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// Defines a function whose body is compiled for the baseline target and,
 /// on x86-64, again with AVX2 enabled; each call runs the AVX2 copy when
 /// the CPU supports it. Arguments must be plain identifiers; generic
@@ -51,7 +73,7 @@ macro_rules! avx2_dispatch {
                 unsafe fn avx2 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                if ::std::arch::is_x86_feature_detected!("avx2") {
+                if $crate::use_avx2() {
                     // SAFETY: `avx2` only requires that the CPU supports
                     // AVX2, which was checked just above.
                     #[allow(unsafe_code)]

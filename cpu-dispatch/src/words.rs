@@ -35,6 +35,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn baseline_and_avx2_copies_agree() {
+        let values: std::vec::Vec<i32> = (0..1037)
+            .map(|i: i32| i.wrapping_mul(-0x5bd1_e995))
+            .collect();
+        let run = |baseline: bool| {
+            crate::set_baseline_only(baseline);
+            let mut words = std::vec![[0u8; 4]; values.len()];
+            store(&mut words, &values);
+            let mut back = std::vec![0i32; values.len()];
+            load(&mut back, &words);
+            let mut sums = values.clone();
+            add(&mut sums, &words);
+            crate::set_baseline_only(false);
+            (words, back, sums)
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
     fn network_order_round_trip_and_wrapping_add() {
         // Long enough for the vector loops and a scalar tail.
         let values: std::vec::Vec<i32> = (0..1037)
