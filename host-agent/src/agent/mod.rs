@@ -19,7 +19,7 @@ use packet_format::control::{JobParams, JoinRequest, Reply, Request};
 use packet_format::{ELEMENT_LEN, HEADER_LEN};
 
 use crate::control_client::{self, ControlClient};
-use crate::engine::{Engine, EngineConfig, EngineStats, Event, Output};
+use crate::engine::{Engine, EngineConfig, EngineError, EngineStats, Event, Output};
 use crate::transport::{TransportStats, UdpTransport};
 
 pub use error::AgentError;
@@ -211,18 +211,7 @@ impl Agent {
     /// bit-identical on every worker. Results are written into `data` as
     /// they arrive; if the allreduce fails, `data` holds its input again.
     pub fn allreduce_i32(&mut self, data: &mut [i32]) -> Result<(), AgentError> {
-        self.check_usable()?;
-        let started = Instant::now();
-        self.engine.start_i32_in_place(started, data)?;
-        if let Err(e) = self.run(started, Output::I32(data)) {
-            if let Some(input) = self.engine.input_i32() {
-                data[..input.len()].copy_from_slice(input);
-            }
-            return Err(e);
-        }
-        self.engine.finish_in_place()?;
-        self.finished(started, data.len());
-        Ok(())
+        self.allreduce_in_place(data)
     }
 
     /// Replaces `data` by the element-wise sum over all workers, in block
@@ -232,11 +221,17 @@ impl Agent {
     /// sent. As for [`Agent::allreduce_i32`], a failed allreduce leaves
     /// `data` as it was.
     pub fn allreduce_f32(&mut self, data: &mut [f32]) -> Result<(), AgentError> {
+        self.allreduce_in_place(data)
+    }
+
+    /// One allreduce on `data`, in place; on failure `data` gets back the
+    /// input of the blocks that were sent (the rest was never written).
+    fn allreduce_in_place<T: Element>(&mut self, data: &mut [T]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
-        self.engine.start_f32_in_place(started, data)?;
-        if let Err(e) = self.run(started, Output::F32(data)) {
-            if let Some(input) = self.engine.input_f32() {
+        T::start_in_place(&mut self.engine, started, data)?;
+        if let Err(e) = self.run(started, T::output(data)) {
+            if let Some(input) = T::input(&self.engine) {
                 data[..input.len()].copy_from_slice(input);
             }
             return Err(e);
@@ -426,5 +421,36 @@ fn local_data_ip(
         IpAddr::V6(ip) => Err(AgentError::InvalidOptions(format!(
             "local address {ip} is not IPv4"
         ))),
+    }
+}
+
+/// The element types the agent reduces, with their in-place engine calls.
+trait Element: Copy {
+    fn start_in_place(engine: &mut Engine, now: Instant, data: &[Self]) -> Result<(), EngineError>;
+    fn output(data: &mut [Self]) -> Output<'_>;
+    fn input(engine: &Engine) -> Option<&[Self]>;
+}
+
+impl Element for i32 {
+    fn start_in_place(engine: &mut Engine, now: Instant, data: &[i32]) -> Result<(), EngineError> {
+        engine.start_i32_in_place(now, data)
+    }
+    fn output(data: &mut [i32]) -> Output<'_> {
+        Output::I32(data)
+    }
+    fn input(engine: &Engine) -> Option<&[i32]> {
+        engine.input_i32()
+    }
+}
+
+impl Element for f32 {
+    fn start_in_place(engine: &mut Engine, now: Instant, data: &[f32]) -> Result<(), EngineError> {
+        engine.start_f32_in_place(now, data)
+    }
+    fn output(data: &mut [f32]) -> Output<'_> {
+        Output::F32(data)
+    }
+    fn input(engine: &Engine) -> Option<&[f32]> {
+        engine.input_f32()
     }
 }

@@ -174,11 +174,7 @@ impl Engine {
     /// Starts an allreduce of i32 values (wrapping sum). A finished result
     /// not yet taken is discarded.
     pub fn start_i32(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
-        self.check_idle()?;
-        let base = self.next_counter;
-        self.op.start_i32(data, base, self.window_size(), false);
-        self.began(now);
-        Ok(())
+        self.begin_i32(now, data, false)
     }
 
     /// Starts an allreduce of f32 values (block fixed point). Fails with
@@ -186,13 +182,7 @@ impl Engine {
     /// nothing starts, and a finished result not yet taken is discarded as
     /// by a successful start.
     pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
-        self.check_idle()?;
-        let base = self.next_counter;
-        if let Err(index) = self.op.start_f32(data, base, self.window_size(), false) {
-            return Err(EngineError::NonFinite { index });
-        }
-        self.began(now);
-        Ok(())
+        self.begin_f32(now, data, false)
     }
 
     /// [`Engine::start_i32`] for an operation on the caller's buffer: the
@@ -203,20 +193,28 @@ impl Engine {
     /// of every block it sent ([`Engine::input_i32`]) until the next start,
     /// so a caller can restore its buffer if the operation fails.
     pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
-        self.check_idle()?;
-        let base = self.next_counter;
-        self.op.start_i32(data, base, self.window_size(), true);
-        self.began(now);
-        Ok(())
+        self.begin_i32(now, data, true)
     }
 
     /// [`Engine::start_f32`] on the caller's buffer, as
     /// [`Engine::start_i32_in_place`]; the start reads the whole tensor once
     /// (exponents and finiteness) and copies nothing.
     pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
+        self.begin_f32(now, data, true)
+    }
+
+    fn begin_i32(&mut self, now: Instant, data: &[i32], in_place: bool) -> Result<(), EngineError> {
         self.check_idle()?;
         let base = self.next_counter;
-        if let Err(index) = self.op.start_f32(data, base, self.window_size(), true) {
+        self.op.start_i32(data, base, self.window_size(), in_place);
+        self.began(now);
+        Ok(())
+    }
+
+    fn begin_f32(&mut self, now: Instant, data: &[f32], in_place: bool) -> Result<(), EngineError> {
+        self.check_idle()?;
+        let base = self.next_counter;
+        if let Err(index) = self.op.start_f32(data, base, self.window_size(), in_place) {
             return Err(EngineError::NonFinite { index });
         }
         self.began(now);
