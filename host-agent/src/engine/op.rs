@@ -223,19 +223,22 @@ impl Op {
         if have >= range.end {
             return true;
         }
-        match (input, self.dtype) {
-            (Some(Output::I32(data)), Dtype::I32)
-                if have == range.start && data.len() == self.len =>
-            {
-                self.values_i32.extend_from_slice(&data[range]);
-                true
-            }
-            (Some(Output::F32(data)), Dtype::F32)
-                if have == range.start && data.len() == self.len =>
-            {
-                self.values_f32.extend_from_slice(&data[range]);
-                true
-            }
+        if have != range.start || !input.as_ref().is_some_and(|i| self.is_buffer(i)) {
+            return false;
+        }
+        match input {
+            Some(Output::I32(data)) => self.values_i32.extend_from_slice(&data[range]),
+            Some(Output::F32(data)) => self.values_f32.extend_from_slice(&data[range]),
+            None => {}
+        }
+        true
+    }
+
+    /// Whether `buffer` can be this operation's caller buffer: its type and length.
+    fn is_buffer(&self, buffer: &Output<'_>) -> bool {
+        match (buffer, self.dtype) {
+            (Output::I32(b), Dtype::I32) => b.len() == self.len,
+            (Output::F32(b), Dtype::F32) => b.len() == self.len,
             _ => false,
         }
     }
@@ -306,11 +309,9 @@ impl Op {
         if usize::from(repr.elem_count) != self.elem_count(k) {
             return false;
         }
-        let fits = match (&out, self.dtype) {
-            (None, _) => !self.in_place,
-            (Some(Output::I32(o)), Dtype::I32) => self.in_place && o.len() == self.len,
-            (Some(Output::F32(o)), Dtype::F32) => self.in_place && o.len() == self.len,
-            _ => false,
+        let fits = match &out {
+            None => !self.in_place,
+            Some(buffer) => self.in_place && self.is_buffer(buffer),
         };
         if !fits {
             return false;
