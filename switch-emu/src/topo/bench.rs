@@ -5,7 +5,9 @@
 //! `host-agent bench` per worker namespace, tears the topology down (also on
 //! error, through [`TopoGuard`]) and prints one line per run: the slowest
 //! rank's median time, algbw, busbw, ATE/s, wire efficiency and, when
-//! shaped, the fraction of the INA bound next to the ring bound.
+//! shaped, the fraction of the INA bound next to the ring bound. With
+//! several runs per configuration it takes them in rounds and ends with
+//! each configuration's median run.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct BenchSpec {
     pub mtu: Option<u32>,
     /// Timed iterations per run.
     pub iters: u32,
+    /// Runs of every configuration (at least 1).
+    pub runs: u32,
     /// Initial retransmission timeout passed to the agents (`None`: their default).
     pub retransmit_timeout: Option<String>,
     /// The `host-agent` binary.
@@ -119,9 +123,10 @@ pub fn run_all(spec: &BenchSpec) -> Result<Vec<BenchResult>, BenchError> {
         || !spec.size.is_multiple_of(4)
         || spec.elements == 0
         || spec.workers.is_empty()
+        || spec.runs == 0
     {
         return Err(BenchError::BadSpec(
-            "size must be a positive multiple of 4; elements and workers non-empty".into(),
+            "size must be a positive multiple of 4; elements, workers and runs non-empty".into(),
         ));
     }
     let mut rates: Vec<Option<String>> = Vec::new();
@@ -135,15 +140,38 @@ pub fn run_all(spec: &BenchSpec) -> Result<Vec<BenchResult>, BenchError> {
         rates.push(None);
     }
     println!("{}", header(spec));
+    let configs: Vec<(Option<&str>, usize)> = rates
+        .iter()
+        .flat_map(|rate| spec.workers.iter().map(move |&n| (rate.as_deref(), n)))
+        .collect();
     let mut results = Vec::new();
-    for rate in &rates {
-        for &n in &spec.workers {
-            let r = run_one(spec, n, rate.as_deref())?;
+    for _ in 0..spec.runs {
+        for &(rate, n) in &configs {
+            let r = run_one(spec, n, rate)?;
             println!("{}", line(spec, &r));
             results.push(r);
         }
     }
+    if spec.runs > 1 {
+        println!(
+            "# median of {} runs per configuration (the slower middle run when even):",
+            spec.runs
+        );
+        for i in 0..configs.len() {
+            let runs: Vec<&BenchResult> = results.iter().skip(i).step_by(configs.len()).collect();
+            println!("{}", line(spec, median_run(&runs)));
+        }
+    }
     Ok(results)
+}
+
+/// The run whose time is the median; of an even count, the slower of the
+/// two middle runs (a measured run, and the less flattering one). `runs`
+/// must not be empty.
+fn median_run<'a>(runs: &[&'a BenchResult]) -> &'a BenchResult {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by_key(|r| r.time);
+    sorted[sorted.len() / 2]
 }
 
 fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult, BenchError> {
@@ -345,6 +373,7 @@ mod tests {
             window: 128,
             mtu: None,
             iters: 1,
+            runs: 1,
             retransmit_timeout: None,
             host_agent: "host-agent".into(),
             switch_emu: "switch-emu".into(),
@@ -373,6 +402,23 @@ mod tests {
             ..r
         };
         assert!(line(&spec, &unshaped).contains("none"));
+    }
+
+    #[test]
+    fn median_run_is_a_measured_run() {
+        let run = |ms| BenchResult {
+            workers: 4,
+            rate_bytes: None,
+            time: Duration::from_millis(ms),
+            retransmissions: ms,
+        };
+        let (a, b, c, d) = (run(30), run(10), run(20), run(40));
+        assert_eq!(median_run(&[&a, &b, &c]).time, Duration::from_millis(20));
+        assert_eq!(
+            median_run(&[&a, &b, &c, &d]).time,
+            Duration::from_millis(30)
+        );
+        assert_eq!(median_run(&[&b]).retransmissions, 10);
     }
 
     #[test]

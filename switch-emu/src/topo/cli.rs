@@ -94,6 +94,13 @@ pub struct BenchArgs {
     /// Timed iterations per run.
     #[arg(long, default_value_t = 3)]
     iters: u32,
+    /// Runs of every configuration, each in a fresh topology, taken in
+    /// rounds (every configuration once, then again) so that a change in
+    /// the machine's load touches all of them alike; with more than one, a
+    /// median line per configuration follows the runs. On a shared machine
+    /// single runs vary by up to 1.5x.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
     /// Initial retransmission timeout of the agents. 100 ms, not the
     /// agents' 10 ms: with 2 cores for n+1 processes and a tbf queue, a
     /// round trip often exceeds 10 ms and spurious retransmissions (up to
@@ -159,6 +166,7 @@ impl TopoArgs {
                     window: a.window,
                     mtu: a.mtu,
                     iters: a.iters,
+                    runs: a.runs,
                     retransmit_timeout: Some(a.retransmit_timeout),
                     host_agent,
                     switch_emu: exe,
