@@ -359,14 +359,36 @@ impl Repr {
     }
 
     /// Appends the packet to `out`, its payload written by `fill` (handed
-    /// `elem_count` zeroed words, to be filled in network order), so that a
-    /// caller producing the values (the quantizer) writes them in place.
-    pub fn emit_with(&self, out: &mut Vec<u8>, fill: impl FnOnce(&mut [[u8; 4]])) {
-        let start = out.len();
-        out.resize(start + self.buffer_len(), 0);
-        let mut packet = Packet::new_unchecked(&mut out[start..]);
+    /// `elem_count` words, to be filled in network order), so that a caller
+    /// producing the values (the quantizer) writes them in place. `fill`
+    /// must write every word: a [`PacketSink`] other than `Vec` may hand
+    /// out space that still holds an earlier packet's bytes.
+    pub fn emit_with<S: PacketSink + ?Sized>(
+        &self,
+        out: &mut S,
+        fill: impl FnOnce(&mut [[u8; 4]]),
+    ) {
+        let mut packet = Packet::new_unchecked(out.append(self.buffer_len()));
         self.emit(&mut packet);
         fill(packet.payload_words_mut());
+    }
+}
+
+/// Where packets are written, back to back. A `Vec<u8>` appends zeroed
+/// space; a driver's send queue can hand out space that already holds
+/// bytes of datagrams it sent before, so that each packet is written once
+/// instead of zeroed and then written.
+pub trait PacketSink {
+    /// `len` more bytes at the end of the sink, now part of it. Their
+    /// contents are unspecified: the caller overwrites all of them.
+    fn append(&mut self, len: usize) -> &mut [u8];
+}
+
+impl PacketSink for Vec<u8> {
+    fn append(&mut self, len: usize) -> &mut [u8] {
+        let start = self.len();
+        self.resize(start + len, 0);
+        &mut self[start..]
     }
 }
 

@@ -38,7 +38,7 @@ pub mod agg;
 pub mod control;
 pub mod frame;
 
-pub use agg::{Flags, MsgType, Packet, Repr};
+pub use agg::{Flags, MsgType, Packet, PacketSink, Repr};
 
 /// Protocol version carried in every header; packets of another version are dropped.
 pub const VERSION: u8 = 1;

@@ -20,7 +20,7 @@
 //!   pub fn start_i32(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError>; // Busy
 //!   pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>; // Busy, NonFinite { index }
 //!   pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool; // writes the next datagram into buf (cleared first)
-//!   pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool; // the same, appended after buf's contents
+//!   pub fn poll_transmit_append<S: PacketSink>(&mut self, now: Instant, buf: &mut S) -> bool; // the same, appended (a Vec<u8>, or a driver's queue)
 //!   pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]);          // foreign/duplicate results ignored and counted
 //!   pub fn poll_timeout(&self) -> Option<Instant>;
 //!   pub fn handle_timeout(&mut self, now: Instant);
@@ -33,7 +33,7 @@
 //!   // In place: the caller's buffer is the input (a block copied when first sent) and takes the results.
 //!   pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError>;
 //!   pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>;
-//!   pub fn poll_transmit_into(&mut self, now: Instant, buf: &mut Vec<u8>, data: Output<'_>) -> bool; // appends, as poll_transmit_append
+//!   pub fn poll_transmit_into<S: PacketSink>(&mut self, now: Instant, buf: &mut S, data: Output<'_>) -> bool; // appends, as poll_transmit_append
 //!   pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>); // Output::I32 | Output::F32, the operation's length
 //!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, InPlaceMismatch
 //!   pub fn input_i32(&self) -> Option<&[i32]>;   // input of the blocks sent so far (to restore the caller's buffer after a failure)
@@ -83,7 +83,7 @@ mod window;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use packet_format::{MsgType, Packet, Repr};
+use packet_format::{MsgType, Packet, PacketSink, Repr};
 
 pub use config::{
     EngineConfig, DEFAULT_MAX_RETRANSMIT_TIMEOUT, DEFAULT_RETRANSMIT_TIMEOUT, DEFAULT_STALL_TIMEOUT,
@@ -264,23 +264,32 @@ impl Engine {
     /// send queue. On false, `buf` is unchanged. For an operation started
     /// in place it only sends what needs no new block of the input; use
     /// [`Engine::poll_transmit_into`].
-    pub fn poll_transmit_append(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    pub fn poll_transmit_append<S: PacketSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut S,
+    ) -> bool {
         self.poll(now, buf, None)
     }
 
     /// [`Engine::poll_transmit_append`] for an operation started in place:
     /// `data` is the caller's buffer (the one results go to), from which a
     /// block is copied when its packet is first sent.
-    pub fn poll_transmit_into(
+    pub fn poll_transmit_into<S: PacketSink + ?Sized>(
         &mut self,
         now: Instant,
-        buf: &mut Vec<u8>,
+        buf: &mut S,
         data: Output<'_>,
     ) -> bool {
         self.poll(now, buf, Some(data))
     }
 
-    fn poll(&mut self, now: Instant, buf: &mut Vec<u8>, data: Option<Output<'_>>) -> bool {
+    fn poll<S: PacketSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut S,
+        data: Option<Output<'_>>,
+    ) -> bool {
         if self.op.phase != Phase::Running {
             return false;
         }
@@ -313,7 +322,7 @@ impl Engine {
     }
 
     /// Appends packet `counter` of the running operation to `buf`.
-    fn build(&mut self, counter: u64, buf: &mut Vec<u8>) {
+    fn build<S: PacketSink + ?Sized>(&mut self, counter: u64, buf: &mut S) {
         let id = Identity {
             job_id: self.config.job_id,
             key: self.config.key,
@@ -321,10 +330,10 @@ impl Engine {
         };
         let window = self.window_size();
         let k = (counter - self.op.base) as usize;
-        let start = buf.len();
-        self.op
+        let len = self
+            .op
             .build(k, counter, window, self.config.slot_base, id, buf);
-        self.count_sent(buf.len() - start);
+        self.count_sent(len);
     }
 
     fn count_sent(&mut self, len: usize) {

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use packet_format::{Flags, MsgType, Packet, Repr, NO_EXPONENT};
+use packet_format::{Flags, MsgType, Packet, PacketSink, Repr, NO_EXPONENT};
 
 use crate::quantize;
 
@@ -243,17 +243,19 @@ impl Op {
         }
     }
 
-    /// Appends packet `k` (global counter `counter`) to `out`; its block
-    /// must be in the engine's copy ([`Op::copy_block`]).
-    pub(crate) fn build(
+    /// Appends packet `k` (global counter `counter`) to `out` and returns
+    /// its length; its block must be in the engine's copy
+    /// ([`Op::copy_block`]). Every byte is written: `out` may hand out
+    /// space holding old bytes.
+    pub(crate) fn build<S: PacketSink + ?Sized>(
         &self,
         k: usize,
         counter: u64,
         window: u64,
         slot_base: u16,
         id: Identity,
-        out: &mut Vec<u8>,
-    ) {
+        out: &mut S,
+    ) -> usize {
         let (flags, exponent) = match self.dtype {
             Dtype::I32 => (Flags::default(), NO_EXPONENT),
             Dtype::F32 => (
@@ -282,17 +284,20 @@ impl Op {
                 let values = &self.values_f32[self.block(b)];
                 let e_max = self.max_exponents[b];
                 let world = self.world;
-                // Quantized straight into the payload, in network order. An
-                // all-zero block everywhere: the zeroed payload is its value.
+                // Quantized straight into the payload, in network order; a
+                // block that is zero on every worker is sent as zeros.
                 repr.emit_with(out, |words| {
-                    if e_max != NO_EXPONENT {
+                    if e_max == NO_EXPONENT {
+                        words.fill([0; 4]);
+                    } else {
                         let f = quantize::scale(world, e_max);
                         quantize::quantize(values, f, quantize::clamp_limit(world), words);
                     }
                 });
             }
-            (_, None) => repr.emit_to_vec(&[], out),
+            (_, None) => repr.emit_with(out, |_| {}),
         }
+        repr.buffer_len()
     }
 
     /// Takes the result of packet `k` into the output. Returns false (and

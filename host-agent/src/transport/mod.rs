@@ -1,6 +1,8 @@
 //! Transports that carry the engine's datagrams to the switch and its
 //! results back. The engine is sans-IO; a transport only moves bytes.
 
+mod queue;
 pub mod udp;
 
+pub use queue::SendBytes;
 pub use udp::{TransportOptions, TransportStats, UdpTransport};

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use udp_batch::{RecvBatch, Run, GRO_BUFFER, PLAIN_BUFFER};
 
+use super::SendBytes;
+
 /// Most datagrams merged into one GSO message (the kernel's
 /// `UDP_MAX_SEGMENTS` is 64 on older kernels).
 pub const GSO_MAX_SEGMENTS: usize = 64;
@@ -92,7 +94,7 @@ pub struct UdpTransport {
     gro: bool,
     options: TransportOptions,
     /// Queued datagrams, back to back, and their lengths.
-    out: Vec<u8>,
+    out: SendBytes,
     lens: Vec<usize>,
     /// Datagrams (and bytes) of the queue already sent.
     sent: usize,
@@ -144,7 +146,7 @@ impl UdpTransport {
             gso,
             gro,
             options,
-            out: Vec::new(),
+            out: SendBytes::default(),
             lens: Vec::new(),
             sent: 0,
             sent_bytes: 0,
@@ -205,10 +207,11 @@ impl UdpTransport {
     }
 
     /// Queues the datagram `write` appends to the send buffer (so that a
-    /// producer builds it in place instead of in a buffer of its own);
-    /// `write` returns false if it had nothing to queue, and anything it
-    /// appended then is dropped. Returns what `write` returned.
-    pub fn queue_with(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+    /// producer builds it in place instead of in a buffer of its own; space
+    /// it appends may hold old bytes, see [`SendBytes`]); `write` returns
+    /// false if it had nothing to queue, and anything it appended then is
+    /// dropped. Returns what `write` returned.
+    pub fn queue_with(&mut self, write: impl FnOnce(&mut SendBytes) -> bool) -> bool {
         let start = self.out.len();
         if write(&mut self.out) {
             self.lens.push(self.out.len() - start);
@@ -229,7 +232,7 @@ impl UdpTransport {
     pub fn flush(&mut self) -> io::Result<bool> {
         while self.sent < self.lens.len() {
             self.build_runs();
-            match udp_batch::send_runs(self.socket.as_raw_fd(), &self.out, &self.runs) {
+            match udp_batch::send_runs(self.socket.as_raw_fd(), self.out.bytes(), &self.runs) {
                 Ok(n) => {
                     self.stats.send_calls += 1;
                     for i in 0..n {
