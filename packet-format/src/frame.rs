@@ -3,7 +3,7 @@
 //! The L2 switch driver and the tools that read captures use these two
 //! functions; nothing here decides protocol questions.
 
-use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::phy::{Checksum, ChecksumCapabilities};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
     Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
@@ -80,6 +80,27 @@ pub const fn udp_frame_len(payload_len: usize) -> usize {
 /// Appends a complete Ethernet / IPv4 / UDP frame carrying `payload` to `out`,
 /// with a valid IPv4 header checksum and UDP checksum.
 pub fn emit_udp(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>) {
+    emit_udp_with(src, dst, payload, out, ChecksumCapabilities::default());
+}
+
+/// [`emit_udp`] with UDP checksum 0 ("none", which IPv4 allows): what the
+/// switch does to the results it writes, as the Tofino program does
+/// (`result_sender.p4`), because a checksum over the rewritten payload
+/// would cost a pass over every byte of every copy sent; receivers then
+/// skip verifying it too. The IPv4 header checksum stays valid.
+pub fn emit_udp_no_checksum(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>) {
+    let mut checksums = ChecksumCapabilities::default();
+    checksums.udp = Checksum::None;
+    emit_udp_with(src, dst, payload, out, checksums);
+}
+
+fn emit_udp_with(
+    src: Endpoint,
+    dst: Endpoint,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+    checksums: ChecksumCapabilities,
+) {
     let start = out.len();
     out.resize(start + udp_frame_len(payload.len()), 0);
     let buf = &mut out[start..];
@@ -99,7 +120,6 @@ pub fn emit_udp(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>)
         payload_len: udp_repr.header_len() + payload.len(),
         hop_limit: 64,
     };
-    let checksums = ChecksumCapabilities::default();
     let mut eth = EthernetFrame::new_unchecked(&mut *buf);
     eth_repr.emit(&mut eth);
     let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
@@ -148,6 +168,31 @@ mod tests {
         let last = out.len() - 1;
         out[last] ^= 1;
         assert!(parse_udp(&out).is_err());
+    }
+
+    #[test]
+    fn results_go_without_udp_checksum() {
+        let ep = |last, port| Endpoint {
+            mac: [2, 0, 0, 0, 0, last],
+            ip: Ipv4Addr::new(10, 0, 0, last),
+            port,
+        };
+        let (src, dst) = (ep(254, crate::UDP_PORT), ep(1, 40000));
+        let mut with = Vec::new();
+        emit_udp(src, dst, b"result", &mut with);
+        let mut without = Vec::new();
+        emit_udp_no_checksum(src, dst, b"result", &mut without);
+        // Only the UDP checksum (the last two header bytes) differs, and is 0.
+        let at = OUTER_HEADERS_LEN - 2;
+        assert_eq!(without[at..at + 2], [0, 0]);
+        assert_ne!(with[at..at + 2], [0, 0]);
+        assert_eq!(without[..at], with[..at]);
+        assert_eq!(without[at + 2..], with[at + 2..]);
+        let parsed = parse_udp(&without).unwrap();
+        assert_eq!(
+            (parsed.src, parsed.dst, parsed.payload),
+            (src, dst, &b"result"[..])
+        );
     }
 
     #[test]

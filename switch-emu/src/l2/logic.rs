@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use packet_format::frame::{emit_udp, parse_udp, Endpoint};
+use packet_format::frame::{emit_udp_no_checksum, parse_udp, Endpoint};
 use packet_format::UDP_PORT;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -372,6 +372,7 @@ impl L2Switch {
 
     /// Emits the result in `self.result` to `to`, out of the port its MAC was
     /// learned on; floods it (broadcast MAC) if the worker's MAC is unknown.
+    /// Without UDP checksum, as the Tofino program sends results.
     fn send_result(&mut self, now: Instant, to: SocketAddrV4, tx: &mut TxFrames) {
         let known = self
             .neighbors
@@ -395,7 +396,7 @@ impl L2Switch {
             port: to.port(),
         };
         let payload = &self.result;
-        tx.push_with(ports, |buf| emit_udp(src, dst, payload, buf));
+        tx.push_with(ports, |buf| emit_udp_no_checksum(src, dst, payload, buf));
         self.counters.agg_out += 1;
     }
 
