@@ -36,7 +36,7 @@
 //!   pub fn poll_transmit_into<S: PacketSink>(&mut self, now: Instant, buf: &mut S, data: Output<'_>) -> bool; // appends, as poll_transmit_append
 //!   pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>); // Output::I32 | Output::F32, the operation's length
 //!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, InPlaceMismatch
-//!   pub fn input_i32(&self) -> Option<&[i32]>;   // input of the blocks sent so far (to restore the caller's buffer after a failure)
+//!   pub fn input_i32(&self) -> Option<&[i32]>;   // input of the blocks copied so far (to restore the caller's buffer after a failure)
 //!   pub fn input_f32(&self) -> Option<&[f32]>;
 //!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, results_received, results_ignored, bytes_sent, stalls
 //!   pub fn next_seq(&self) -> u32;      // sequence continues across calls
@@ -186,12 +186,12 @@ impl Engine {
     }
 
     /// [`Engine::start_i32`] for an operation on the caller's buffer: the
-    /// engine copies each block when it first sends it (so the start makes
-    /// no tensor-sized copy), results go straight into the buffer
-    /// ([`Engine::handle_packet_into`]; no copy at the end), and packets
-    /// come from [`Engine::poll_transmit_into`]. The engine keeps the input
-    /// of every block it sent ([`Engine::input_i32`]) until the next start,
-    /// so a caller can restore its buffer if the operation fails.
+    /// engine copies each block when it first sends it, 64 KiB at a time
+    /// (so the start makes no tensor-sized copy), results go straight into
+    /// the buffer ([`Engine::handle_packet_into`]; no copy at the end), and
+    /// packets come from [`Engine::poll_transmit_into`]. The engine keeps
+    /// the input of every block it copied ([`Engine::input_i32`]) until the
+    /// next start, so a caller can restore its buffer if the operation fails.
     pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
         self.begin_i32(now, data, true)
     }
@@ -221,10 +221,10 @@ impl Engine {
         Ok(())
     }
 
-    /// The input of the blocks sent so far by the operation started in
-    /// place last (running, finished or aborted), if it was an i32 one: a
-    /// prefix of the caller's buffer; the rest of the buffer was never
-    /// written.
+    /// The input of the blocks copied so far (those sent, and up to 64 KiB
+    /// more) by the operation started in place last (running, finished or
+    /// aborted), if it was an i32 one: a prefix of the caller's buffer; the
+    /// rest of the buffer was never written.
     pub fn input_i32(&self) -> Option<&[i32]> {
         (self.op.in_place && self.op.dtype == Dtype::I32).then(|| self.op.values_i32())
     }

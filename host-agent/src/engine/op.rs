@@ -15,6 +15,12 @@ use packet_format::{Flags, MsgType, Packet, PacketSink, Repr, NO_EXPONENT};
 
 use crate::quantize;
 
+/// Elements copied at once from the caller's buffer when a block is first
+/// sent (64 KiB): with 1 KiB packets, one copy per block was measurably
+/// slower (BENCHMARKS.md, run E8), as each short copy of memory not yet
+/// in the cache waits for it anew.
+const COPY_AHEAD: usize = 16 * 1024;
+
 /// Element type of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dtype {
@@ -208,8 +214,9 @@ impl Op {
 
     /// Makes sure the block packet `k` carries is in the engine's copy: in
     /// place, blocks are copied from the caller's buffer `input` when their
-    /// packet is first built (in block order, and always before the block's
-    /// result can overwrite that buffer). False if the block is missing and
+    /// packet is first built, [`COPY_AHEAD`] elements at a time (in block
+    /// order, and always before the block's result can overwrite that
+    /// buffer). False if the block is missing and
     /// `input` cannot supply it (absent, or not the operation's buffer).
     pub(crate) fn copy_block(&mut self, k: usize, input: Option<Output<'_>>) -> bool {
         let Some(b) = self.data_block(k) else {
@@ -226,9 +233,11 @@ impl Op {
         if have != range.start || !input.as_ref().is_some_and(|i| self.is_buffer(i)) {
             return false;
         }
+        // Blocks not yet sent are unchanged input, so copying ahead is safe.
+        let end = (range.start + COPY_AHEAD.max(range.len())).min(self.len);
         match input {
-            Some(Output::I32(data)) => self.values_i32.extend_from_slice(&data[range]),
-            Some(Output::F32(data)) => self.values_f32.extend_from_slice(&data[range]),
+            Some(Output::I32(data)) => self.values_i32.extend_from_slice(&data[range.start..end]),
+            Some(Output::F32(data)) => self.values_f32.extend_from_slice(&data[range.start..end]),
             None => {}
         }
         true
@@ -370,7 +379,7 @@ impl Op {
     }
 
     /// The i32 values: the output once `phase` is `Done`, or in place the
-    /// input of the blocks sent so far.
+    /// input of the blocks copied so far.
     pub(crate) fn values_i32(&self) -> &[i32] {
         &self.values_i32
     }
@@ -392,6 +401,27 @@ mod tests {
         assert_eq!((op.blocks, op.lead, op.packets), (3, 0, 3));
         assert_eq!(op.block(2), 8..10);
         assert_eq!((op.elem_count(0), op.elem_count(2)), (4, 2));
+    }
+
+    #[test]
+    fn in_place_blocks_are_copied_ahead_in_chunks() {
+        let mut op = Op::new(1, 4);
+        let data: Vec<i32> = (0..(2 * COPY_AHEAD + 6) as i32).collect();
+        let mut buf = data.clone();
+        op.start_i32(&data, 0, 8, true);
+        assert!(op.copy_block(0, Some(Output::I32(&mut buf))));
+        assert_eq!(op.values_i32(), &data[..COPY_AHEAD]);
+        // The rest of the chunk needs no buffer; the next chunk does.
+        let per_chunk = COPY_AHEAD / 4;
+        assert!(op.copy_block(per_chunk - 1, None));
+        assert!(!op.copy_block(per_chunk, None));
+        assert!(op.copy_block(per_chunk, Some(Output::I32(&mut buf))));
+        // The last chunk is short.
+        assert!(op.copy_block(2 * per_chunk, Some(Output::I32(&mut buf))));
+        assert_eq!(op.values_i32(), &data[..]);
+        // A buffer of another length is not the operation's.
+        op.start_i32(&data, 0, 8, true);
+        assert!(!op.copy_block(0, Some(Output::I32(&mut buf[1..]))));
     }
 
     #[test]
