@@ -313,6 +313,8 @@ impl Engine {
             return false;
         }
         if !self.op.copy_block(k, data) {
+            // Only a missing or foreign buffer, never the operation's own:
+            // blocks are copied in order, whole.
             return false;
         }
         self.window.occupy(counter, now);

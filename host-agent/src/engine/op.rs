@@ -233,8 +233,9 @@ impl Op {
         if have != range.start || !input.as_ref().is_some_and(|i| self.is_buffer(i)) {
             return false;
         }
-        // Blocks not yet sent are unchanged input, so copying ahead is safe.
-        let end = (range.start + COPY_AHEAD.max(range.len())).min(self.len);
+        // Whole blocks, as many as fill COPY_AHEAD (at least this one):
+        // blocks not yet sent are unchanged input, so copying ahead is safe.
+        let end = (range.start + self.epp * (COPY_AHEAD / self.epp).max(1)).min(self.len);
         match input {
             Some(Output::I32(data)) => self.values_i32.extend_from_slice(&data[range.start..end]),
             Some(Output::F32(data)) => self.values_f32.extend_from_slice(&data[range.start..end]),
@@ -422,6 +423,29 @@ mod tests {
         // A buffer of another length is not the operation's.
         op.start_i32(&data, 0, 8, true);
         assert!(!op.copy_block(0, Some(Output::I32(&mut buf[1..]))));
+    }
+
+    #[test]
+    fn copies_ahead_end_on_block_boundaries() {
+        // Blocks that do not divide the chunk (and one larger than it):
+        // every block is copied whole, in order, to the end.
+        for epp in [3u16, 2237, 16370, 20000] {
+            let mut op = Op::new(1, epp);
+            let data: Vec<f32> = (0..3 * COPY_AHEAD + 5).map(|i| i as f32).collect();
+            let mut buf = data.clone();
+            op.start_f32(&data, 0, 4, true).unwrap();
+            for k in op.lead..op.packets {
+                assert!(
+                    op.copy_block(k, Some(Output::F32(&mut buf))),
+                    "epp {epp}, packet {k}"
+                );
+                let b = op.data_block(k).unwrap();
+                let have = op.values_f32().len();
+                assert!(have >= op.block(b).end);
+                assert!(have == data.len() || have.is_multiple_of(usize::from(epp)));
+            }
+            assert_eq!(op.values_f32(), &data[..], "epp {epp}");
+        }
     }
 
     #[test]
