@@ -67,9 +67,10 @@ pub fn to_py(error: AgentError) -> PyErr {
         AgentError::NonFinite { .. } => NonFiniteError::new_err(message),
         AgentError::Ended(_) => AgentEnded::new_err(message),
         AgentError::InvalidOptions(_) => PyValueError::new_err(message),
-        AgentError::Protocol(_) | AgentError::Engine(_) | AgentError::Io(_) => {
-            InaError::new_err(message)
-        }
+        AgentError::Protocol(_)
+        | AgentError::Engine(_)
+        | AgentError::Internal(_)
+        | AgentError::Io(_) => InaError::new_err(message),
     }
 }
 

@@ -64,6 +64,10 @@ pub enum AgentError {
     /// The engine refused a call (a bug in the caller of the engine).
     #[error("engine: {0}")]
     Engine(EngineError),
+    /// The agent's own state cannot go on (a bug, reported instead of
+    /// waiting forever); the job ends for this agent.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An earlier error ended this agent's job; join again.
     #[error("the agent's job has ended: {0}")]
     Ended(String),

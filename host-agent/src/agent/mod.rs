@@ -10,6 +10,7 @@
 mod error;
 mod handle;
 mod options;
+mod watchdog;
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -21,6 +22,7 @@ use packet_format::{ELEMENT_LEN, HEADER_LEN};
 use crate::control_client::{self, ControlClient};
 use crate::engine::{Engine, EngineConfig, EngineError, EngineStats, Event, Output};
 use crate::transport::{TransportStats, UdpTransport};
+use watchdog::Watchdog;
 
 pub use error::AgentError;
 pub use handle::{AgentHandle, Pending};
@@ -274,6 +276,7 @@ impl Agent {
     /// sleep in `poll` when there is nothing to do.
     fn io_loop(&mut self, mut out: Output<'_>) -> Result<(), AgentError> {
         let mut last_control_check = Instant::now();
+        let mut watchdog = Watchdog::new(self.engine.config().stall_timeout);
         loop {
             let now = Instant::now();
             let engine = &mut self.engine;
@@ -300,6 +303,15 @@ impl Agent {
                 sent += 1;
             }
             let flushed = self.transport.flush()?;
+            let can_move = received > 0
+                || sent > 0
+                || self.transport.queued() > 0
+                || self.engine.poll_timeout().is_some();
+            if let Some(stuck) = watchdog.observe(now, can_move) {
+                return Err(AgentError::Internal(format!(
+                    "the allreduce cannot go on: nothing in flight and nothing to send for {stuck:?}"
+                )));
+            }
             if now.duration_since(last_control_check) >= CONTROL_CHECK {
                 self.check_control()?;
                 last_control_check = now;
