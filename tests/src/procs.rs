@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -73,7 +74,15 @@ pub fn workspace_dir() -> PathBuf {
 
 /// Collected output of a child's pipe, filled by a reader thread.
 #[derive(Debug, Clone, Default)]
-pub struct Output(Arc<Mutex<String>>);
+pub struct Output(Arc<Collected>);
+
+#[derive(Debug, Default)]
+struct Collected {
+    text: Mutex<String>,
+    /// The pipe reached its end (the child and anything it passed the pipe
+    /// to have closed it).
+    closed: AtomicBool,
+}
 
 impl Output {
     fn drain(pipe: impl Read + Send + 'static) -> Output {
@@ -82,17 +91,34 @@ impl Output {
         thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                let mut s = sink.text.lock().unwrap_or_else(|e| e.into_inner());
                 s.push_str(&line);
                 s.push('\n');
             }
+            sink.closed.store(true, Ordering::Release);
         });
         out
     }
 
     /// Everything read so far.
     pub fn text(&self) -> String {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits up to `timeout` until the pipe is read to its end; true if it was.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.0.closed.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Waits until the output holds `needle` (true) or `timeout` passes.
@@ -156,11 +182,15 @@ impl Proc {
         assert!(status.success(), "kill -{name} {} failed", self.id());
     }
 
-    /// Waits up to `timeout` for the process to exit.
+    /// Waits up to `timeout` for the process to exit; once it has, also
+    /// (up to a second) for the reader threads to take the rest of its
+    /// output, so that what it printed last is in [`Output::text`].
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.stdout.wait_closed(Duration::from_secs(1));
+                self.stderr.wait_closed(Duration::from_secs(1));
                 return Some(status);
             }
             if Instant::now() >= deadline {
