@@ -303,10 +303,9 @@ impl Agent {
                 sent += 1;
             }
             let flushed = self.transport.flush()?;
-            let can_move = received > 0
-                || sent > 0
-                || self.transport.queued() > 0
-                || self.engine.poll_timeout().is_some();
+            let deadline = self.engine.poll_timeout();
+            let can_move =
+                received > 0 || sent > 0 || self.transport.queued() > 0 || deadline.is_some();
             if let Some(stuck) = watchdog.observe(now, can_move) {
                 return Err(AgentError::Internal(format!(
                     "the allreduce cannot go on: nothing in flight and nothing to send for {stuck:?}"
@@ -317,9 +316,7 @@ impl Agent {
                 last_control_check = now;
             }
             if received == 0 && sent == 0 {
-                let wait = self
-                    .engine
-                    .poll_timeout()
+                let wait = deadline
                     .map_or(MAX_WAIT, |t| t.saturating_duration_since(Instant::now()))
                     .min(MAX_WAIT);
                 self.transport

@@ -2,12 +2,13 @@
 //! float pipeline), what each packet carries, and how results assemble
 //! into the output.
 //!
-//! The operation keeps one copy of the tensor: the input, overwritten block
-//! by block by the results. That is safe because a block's data packet is
-//! built exactly once, before its result can arrive (retransmissions resend
-//! the stored bytes), and it saves a second tensor-sized buffer and its
-//! zeroing on every operation: on a 64 MiB tensor those passes ran before
-//! the first packet and after the last, outside the pipeline.
+//! The operation keeps one copy of the tensor. Started plainly, that copy
+//! is the input, overwritten block by block by the results: a block's
+//! packets are only (re)built before its result arrives. Started in place,
+//! results go to the caller's buffer and the copy, made block by block as
+//! packets are first sent, stays the input (for retransmissions and for a
+//! restore after a failure). Either way no second tensor-sized buffer is
+//! filled before the first packet or copied out after the last result.
 
 use std::ops::Range;
 
@@ -148,7 +149,7 @@ impl Op {
     }
 
     /// Starts an i32 operation whose packet 0 has global counter `base`.
-    /// In place, blocks are copied one by one when first sent ([`Op::copy_block`]).
+    /// In place, blocks are copied as they are first sent ([`Op::copy_block`]).
     pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64, in_place: bool) {
         self.values_i32.clear();
         if !in_place {
@@ -160,7 +161,7 @@ impl Op {
     /// Starts an f32 operation, or refuses a tensor holding NaN or an
     /// infinity with the index of the first one (then nothing is started
     /// and a finished result not yet taken is discarded).
-    /// In place, this only reads `data`; blocks are copied one by one when
+    /// In place, this only reads `data`; blocks are copied as they are
     /// first sent ([`Op::copy_block`]).
     pub(crate) fn start_f32(
         &mut self,
@@ -216,8 +217,8 @@ impl Op {
     /// place, blocks are copied from the caller's buffer `input` when their
     /// packet is first built, [`COPY_AHEAD`] elements at a time (in block
     /// order, and always before the block's result can overwrite that
-    /// buffer). False if the block is missing and
-    /// `input` cannot supply it (absent, or not the operation's buffer).
+    /// buffer). False if the block is missing and `input` cannot supply it
+    /// (absent, or not the operation's buffer).
     pub(crate) fn copy_block(&mut self, k: usize, input: Option<Output<'_>>) -> bool {
         let Some(b) = self.data_block(k) else {
             return true;
@@ -230,16 +231,16 @@ impl Op {
         if have >= range.end {
             return true;
         }
-        if have != range.start || !input.as_ref().is_some_and(|i| self.is_buffer(i)) {
+        let Some(input) = input.filter(|i| have == range.start && self.is_buffer(i)) else {
             return false;
-        }
+        };
         // Whole blocks, as many as fill COPY_AHEAD (at least this one):
         // blocks not yet sent are unchanged input, so copying ahead is safe.
-        let end = (range.start + self.epp * (COPY_AHEAD / self.epp).max(1)).min(self.len);
+        let chunk =
+            range.start..(range.start + self.epp * (COPY_AHEAD / self.epp).max(1)).min(self.len);
         match input {
-            Some(Output::I32(data)) => self.values_i32.extend_from_slice(&data[range.start..end]),
-            Some(Output::F32(data)) => self.values_f32.extend_from_slice(&data[range.start..end]),
-            None => {}
+            Output::I32(data) => self.values_i32.extend_from_slice(&data[chunk]),
+            Output::F32(data) => self.values_f32.extend_from_slice(&data[chunk]),
         }
         true
     }

@@ -65,9 +65,9 @@ pub fn auto_block_size(mtu: u32) -> u32 {
     need.next_power_of_two().max(4096)
 }
 
-/// Largest frame the copy path receives: a 65535-byte MTU (the largest a
-/// veth takes) plus an Ethernet header with a VLAN tag.
-const MAX_FRAME: usize = 65_535 + 18;
+/// Largest frame the copy path receives: the emulator's largest MTU (the
+/// largest a veth takes) plus an Ethernet header with a VLAN tag.
+const MAX_FRAME: usize = crate::core::Config::MAX_MTU + 18;
 
 /// A bound AF_PACKET socket.
 #[derive(Debug)]
