@@ -140,7 +140,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     let (gso, gro) = agent.offloads();
     let p = *agent.params();
     println!(
-        "# host-agent bench: job '{}' (id {}) rank {}/{} dtype {} window {} elements/packet {} switch {} data {} gso {} gro {}",
+        "# host-agent bench: job '{}' (id {}) rank {}/{} dtype {} window {} elements/packet {} switch {} data {} results {} gso {} gro {}",
         args.job,
         p.job_id,
         args.rank,
@@ -150,6 +150,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
         p.elements_per_packet,
         agent.switch_data_addr().map_or("-".into(), |a| a.to_string()),
         agent.data_addr(),
+        p.result_group
+            .map_or("unicast".into(), |g| format!("multicast {g}")),
         if gso { "on" } else { "off" },
         if gro { "on" } else { "off" },
     );
@@ -172,7 +174,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     .context("allreduce failed")?;
     let stats = agent.leave().context("leaving the job")?;
     println!(
-        "# rank {}: {} allreduces, {} packets sent, {} retransmissions, {} results ignored, {} send calls ({} GSO messages), {} receive calls",
+        "# rank {}: {} allreduces, {} packets sent, {} retransmissions, {} results ignored, {} send calls ({} GSO messages), {} receive calls, {} results from the group",
         args.rank,
         stats.allreduces,
         stats.engine.packets_sent,
@@ -181,6 +183,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
         stats.transport.send_calls,
         stats.transport.gso_messages,
         stats.transport.recv_calls,
+        stats.transport.group_datagrams_received,
     );
     Ok(results.iter().all(|r| r.ok()))
 }

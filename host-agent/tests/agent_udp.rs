@@ -314,3 +314,81 @@ fn a_failed_allreduce_leaves_the_buffer_as_it_was() {
     sw.shutdown();
     sw.join().unwrap();
 }
+
+#[test]
+fn multicast_results_go_out_once_and_reach_every_rank() {
+    let base = std::net::Ipv4Addr::new(239, 72, 0, 0);
+    let server = Server::bind(ServerConfig {
+        log: false,
+        drop: 0.05,
+        seed: 11,
+        result_groups: Some(base),
+        ..ServerConfig::loopback_ephemeral()
+    })
+    .unwrap();
+    let data_port = server.local_addrs().data.port();
+    let control = SocketAddr::V4(server.local_addrs().control);
+    let sw = server.spawn().unwrap();
+    let world = 3u16;
+    let len = 20_000usize;
+    let input = |rank: u16, i: usize| (i as i32).wrapping_mul(31) ^ (i32::from(rank) << 20);
+    let results = on_ranks(control, "mc", world, move |mut agent| {
+        let group = agent.params().result_group.expect("the switch multicasts");
+        let job = agent.params().job_id;
+        let mut data: Vec<i32> = (0..len).map(|i| input(agent.rank(), i)).collect();
+        agent.allreduce_i32(&mut data).unwrap();
+        let stats = agent.leave().unwrap();
+        (group, job, data, stats)
+    });
+    let expected: Vec<i32> = (0..len)
+        .map(|i| (0..world).fold(0i32, |acc, r| acc.wrapping_add(input(r, i))))
+        .collect();
+    let mut unicast_bound = 0;
+    for (group, job, data, stats) in &results {
+        assert_eq!(
+            *group,
+            std::net::SocketAddrV4::new(switch_emu::control::result_group(base, *job), data_port)
+        );
+        assert_eq!(data, &expected);
+        // Most results come through the group (loss is injected only on
+        // the switch's input, so only answers to retransmissions are unicast).
+        let t = &stats.transport;
+        assert!(t.group_datagrams_received > 0, "{t:?}");
+        assert!(t.group_datagrams_received <= t.datagrams_received);
+        unicast_bound += stats.engine.retransmissions;
+    }
+    sw.shutdown();
+    let report = sw.join().unwrap();
+    let (groups, sent) = (
+        report.driver["tx_group_results"],
+        report.driver["tx_datagrams"],
+    );
+    // One datagram per completed round, not one per member; the rest of
+    // what the switch sent answers retransmissions.
+    assert!(groups > 0);
+    assert!(
+        sent >= groups && sent - groups <= unicast_bound,
+        "{sent} {groups} {unicast_bound}"
+    );
+    assert!(sent < u64::from(world) * groups, "{sent} {groups}");
+}
+
+#[test]
+fn result_groups_need_a_multicast_base_and_one_interface() {
+    for (base, bind) in [
+        ([239, 72, 0, 1], [127, 0, 0, 1]),
+        ([10, 72, 0, 0], [127, 0, 0, 1]),
+        ([239, 72, 0, 0], [0, 0, 0, 0]),
+    ] {
+        let Err(err) = Server::bind(ServerConfig {
+            log: false,
+            bind: std::net::SocketAddrV4::new(bind.into(), 0),
+            result_groups: Some(base.into()),
+            ..ServerConfig::loopback_ephemeral()
+        }) else {
+            panic!("base {base:?} on {bind:?} was accepted");
+        };
+        let text = err.to_string();
+        assert!(text.contains("result group"), "{text}");
+    }
+}

@@ -77,6 +77,14 @@ pub struct JobParams {
     pub elements_per_packet: u16,
     /// Where aggregation packets go (the switch's data-plane address).
     pub switch_data_addr: SocketAddrV4,
+    /// The IP multicast group (and port) the switch sends this job's
+    /// results to, if it multicasts them: every rank joins it, and the
+    /// kernel copies each result to the members instead of the switch
+    /// sending one datagram per rank. The answer to a retransmitted
+    /// contribution still comes by unicast to the rank's `data_addr`.
+    /// Absent (`None`): every result comes by unicast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_group: Option<SocketAddrV4>,
 }
 
 /// Why a control request was refused.
@@ -131,5 +139,36 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
         let status: Request = serde_json::from_str(r#"{"op":"status"}"#).unwrap();
         assert_eq!(status, Request::Status);
+    }
+
+    #[test]
+    fn result_group_is_optional_on_the_wire() {
+        let mut params = JobParams {
+            job_id: 1,
+            key: 2,
+            world: 4,
+            slot_base: 0,
+            window: 8,
+            elements_per_packet: 64,
+            switch_data_addr: "10.0.0.254:48864".parse().unwrap(),
+            result_group: None,
+        };
+        let unicast = serde_json::to_string(&Reply::Joined(params)).unwrap();
+        assert!(!unicast.contains("result_group"), "{unicast}");
+        // A reply from a switch that predates the field still parses.
+        assert_eq!(
+            serde_json::from_str::<Reply>(&unicast).unwrap(),
+            Reply::Joined(params)
+        );
+        params.result_group = Some("239.72.0.1:48864".parse().unwrap());
+        let text = serde_json::to_string(&Reply::Joined(params)).unwrap();
+        assert!(
+            text.contains(r#""result_group":"239.72.0.1:48864""#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Reply>(&text).unwrap(),
+            Reply::Joined(params)
+        );
     }
 }

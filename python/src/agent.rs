@@ -175,6 +175,8 @@ impl PyAgent {
         d.set_item("window", p.window)?;
         d.set_item("elements_per_packet", p.elements_per_packet)?;
         d.set_item("switch_data_addr", p.switch_data_addr.to_string())?;
+        // None when results come by unicast.
+        d.set_item("result_group", p.result_group.map(|g| g.to_string()))?;
         Ok(d)
     }
 
@@ -258,6 +260,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &AgentStats) -> PyResult<Bound<'py, PyDic
     d.set_item("bytes_received", t.bytes_received)?;
     d.set_item("send_calls", t.send_calls)?;
     d.set_item("recv_calls", t.recv_calls)?;
+    d.set_item("group_datagrams_received", t.group_datagrams_received)?;
     d.set_item("gso_messages", t.gso_messages)?;
     d.set_item("refused", t.refused)?;
     d.set_item("send_blocked", t.send_blocked)?;

@@ -6,7 +6,7 @@
 //! directions (nftables), where retransmissions must happen and results
 //! stay exact; and the same job with the switch namespace's kernel bridge
 //! forwarding and switch-emu's UDP driver aggregating (GSO/GRO through the
-//! veths). Workers are `host_agent::Agent`s on threads that entered
+//! veths, results multicast to the job's group and copied by the bridge). Workers are `host_agent::Agent`s on threads that entered
 //! their namespaces. Needs root (see `ina_tests::netns`).
 
 use std::net::{SocketAddr, SocketAddrV4};
@@ -17,7 +17,7 @@ use host_agent::quantize::{block_exponent, error_bound};
 use host_agent::{Agent, AgentStats, JoinOptions};
 use ina_tests::netns::{binary, enter_netns, root_or_skip, unique_name, TopoGuard};
 use switch_emu::control::status::StatusReport;
-use switch_emu::topo::run::SwitchProcess;
+use switch_emu::topo::run::{multicast_args, SwitchProcess};
 use switch_emu::topo::{Fabric, TopoSpec, Topology};
 
 const WORLD: usize = 4;
@@ -145,7 +145,9 @@ fn run_on(
         fabric,
     });
     let exe = binary("switch-emu", "switch-emu");
-    let serve_args = ["--elements".to_string(), ELEMS.to_string()];
+    // The flags `topo run` passes: results multicast on the kernel bridge.
+    let mut serve_args = vec!["--elements".to_string(), ELEMS.to_string()];
+    serve_args.extend(multicast_args(&t));
     let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args).expect("switch");
     let started = Instant::now();
     let outputs: Vec<Output> = std::thread::scope(|s| {
@@ -241,5 +243,22 @@ fn allreduce_through_kernel_bridge_and_udp_driver() {
         status.driver["rx_buffers_coalesced"] > 0,
         "the switch received no coalesced buffer: {:?}",
         status.driver
+    );
+    // Each result left the switch once, to the job's group, and the bridge
+    // copied it to every worker's port.
+    let (groups, sent) = (
+        status.driver["tx_group_results"],
+        status.driver["tx_datagrams"],
+    );
+    assert!(
+        groups > 0 && sent < WORLD as u64 * groups,
+        "results were not multicast: {:?}",
+        status.driver
+    );
+    assert!(
+        stats
+            .iter()
+            .all(|s| s.transport.group_datagrams_received > 0),
+        "a worker received nothing through the group: {stats:?}"
     );
 }

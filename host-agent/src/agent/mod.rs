@@ -147,6 +147,16 @@ impl Agent {
         }
         let max_datagram = HEADER_LEN + ELEMENT_LEN * usize::from(params.elements_per_packet);
         transport.connect(switch, max_datagram)?;
+        if let Some(group) = params.result_group {
+            // Without the group this worker would see results only as answers
+            // to its retransmissions: refuse to run that way.
+            transport.join_group(group, max_datagram).map_err(|e| {
+                AgentError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("joining the result group {group}: {e}"),
+                ))
+            })?;
+        }
         let engine = Engine::new(EngineConfig {
             retransmit_timeout: options.retransmit_timeout,
             max_retransmit_timeout: options.max_retransmit_timeout,

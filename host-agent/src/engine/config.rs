@@ -128,6 +128,7 @@ mod tests {
             window: 16,
             elements_per_packet: 256,
             switch_data_addr: "127.0.0.1:48864".parse().unwrap(),
+            result_group: None,
         };
         let c = EngineConfig::from_params(&p, 3);
         assert_eq!((c.job_id, c.key, c.rank, c.world), (7, 9, 3, 4));

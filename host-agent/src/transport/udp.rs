@@ -12,6 +12,8 @@
 //!
 //! Connecting the socket makes the kernel deliver only the switch's
 //! datagrams; the engine still checks job, key, slot and sequence of each.
+//! When the switch multicasts results, a second socket receives the job's
+//! group ([`UdpTransport::join_group`], [`super::GroupReceiver`]).
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use udp_batch::{RecvBatch, Run, GRO_BUFFER, PLAIN_BUFFER};
 
+use super::group::GroupReceiver;
 use super::SendBytes;
 
 /// Most datagrams merged into one GSO message (the kernel's
@@ -77,6 +80,8 @@ pub struct TransportStats {
     pub bytes_received: u64,
     /// `recvmmsg` calls that returned data.
     pub recv_calls: u64,
+    /// Of the datagrams received, those that came to the result group.
+    pub group_datagrams_received: u64,
     /// Sends or receives that reported the switch's port unreachable
     /// (ICMP); the datagram counts as lost and the engine retransmits.
     pub refused: u64,
@@ -101,6 +106,7 @@ pub struct UdpTransport {
     sent_bytes: usize,
     runs: Vec<Run>,
     recv: RecvBatch,
+    group: Option<GroupReceiver>,
     stats: TransportStats,
     rcvbuf: usize,
     sndbuf: usize,
@@ -113,16 +119,13 @@ impl UdpTransport {
         let socket = UdpSocket::bind(local)?;
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
-        let size = i32::try_from(options.socket_buffer).unwrap_or(i32::MAX);
-        // The FORCE variants need CAP_NET_ADMIN; the plain ones are capped by sysctl.
-        if udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
-        }
-        if udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, size).is_err() {
-            udp_batch::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, size)?;
-        }
-        let rcvbuf = udp_batch::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize;
-        let sndbuf = udp_batch::get_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF)?.max(0) as usize;
+        let rcvbuf = set_receive_buffer(fd, options.socket_buffer)?;
+        let sndbuf = set_buffer(
+            fd,
+            libc::SO_SNDBUFFORCE,
+            libc::SO_SNDBUF,
+            options.socket_buffer,
+        )?;
         let gro =
             options.gro && udp_batch::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         // A kernel without GSO does not know the option at all.
@@ -140,6 +143,7 @@ impl UdpTransport {
         let buf_size = if gro { GRO_BUFFER } else { PLAIN_BUFFER };
         Ok(UdpTransport {
             recv: RecvBatch::new(options.recv_batch, buf_size),
+            group: None,
             socket,
             local,
             peer: None,
@@ -176,6 +180,26 @@ impl UdpTransport {
     /// The connected peer.
     pub fn peer(&self) -> Option<SocketAddrV4> {
         self.peer
+    }
+
+    /// Also receives the datagrams sent to the multicast `group` (the
+    /// switch's results, see [`GroupReceiver`]), joined on the interface of
+    /// this transport's address.
+    pub fn join_group(&mut self, group: SocketAddrV4, max_datagram: usize) -> io::Result<()> {
+        self.group = Some(GroupReceiver::join(
+            group,
+            *self.local.ip(),
+            self.options.gro,
+            self.options.recv_batch,
+            self.options.socket_buffer,
+            max_datagram,
+        )?);
+        Ok(())
+    }
+
+    /// The multicast group joined, if any.
+    pub fn group(&self) -> Option<SocketAddrV4> {
+        self.group.as_ref().map(GroupReceiver::group)
     }
 
     /// Whether sends are merged into GSO messages (false after a fallback).
@@ -310,38 +334,24 @@ impl UdpTransport {
         self.sent_bytes += self.runs[i].len;
     }
 
-    /// Receives one batch without blocking and hands each datagram to `f`;
-    /// returns how many there were (0: nothing queued).
+    /// Receives one batch from each socket (the data socket, and the
+    /// result group if joined) without blocking and hands each datagram to
+    /// `f`; returns how many there were (0: nothing queued).
     pub fn recv(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
-        let messages = match self.recv.recv(self.socket.as_raw_fd()) {
-            Ok(n) => n,
+        let fd = self.socket.as_raw_fd();
+        let mut count = match receive(&mut self.recv, fd, &mut self.stats, &mut f) {
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 self.stats.refused += 1;
-                return Ok(0);
+                0
             }
-            Err(e) => return Err(e),
+            other => other?,
         };
-        if messages == 0 {
-            return Ok(0);
+        if let Some(group) = &mut self.group {
+            let fd = group.as_raw_fd();
+            let from_group = receive(&mut group.batch, fd, &mut self.stats, &mut f)?;
+            self.stats.group_datagrams_received += from_group as u64;
+            count += from_group;
         }
-        self.stats.recv_calls += 1;
-        let mut count = 0;
-        for i in 0..messages {
-            // The socket is connected: the sender is the switch.
-            let Some(received) = self.recv.get(i) else {
-                continue;
-            };
-            self.stats.bytes_received += received.data.len() as u64;
-            for datagram in received.datagrams() {
-                f(datagram);
-                count += 1;
-            }
-            if received.data.is_empty() {
-                f(received.data);
-                count += 1;
-            }
-        }
-        self.stats.datagrams_received += count as u64;
         Ok(count)
     }
 
@@ -357,17 +367,19 @@ impl UdpTransport {
         if want_write {
             events |= libc::POLLOUT;
         }
+        let readable = |fd: Option<RawFd>| libc::pollfd {
+            fd: fd.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut fds = [
             libc::pollfd {
                 fd: self.socket.as_raw_fd(),
                 events,
                 revents: 0,
             },
-            libc::pollfd {
-                fd: also.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            readable(also),
+            readable(self.group.as_ref().map(AsRawFd::as_raw_fd)),
         ];
         // A negative fd is ignored by poll.
         udp_batch::poll(&mut fds, timeout)?;
@@ -379,6 +391,55 @@ impl AsRawFd for UdpTransport {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
     }
+}
+
+/// One `recvmmsg` on `fd` into `batch`; every datagram (GRO runs split)
+/// goes to `f`. Returns how many there were.
+fn receive(
+    batch: &mut RecvBatch,
+    fd: RawFd,
+    stats: &mut TransportStats,
+    f: &mut impl FnMut(&[u8]),
+) -> io::Result<usize> {
+    let messages = batch.recv(fd)?;
+    if messages == 0 {
+        return Ok(0);
+    }
+    stats.recv_calls += 1;
+    let mut count = 0;
+    for i in 0..messages {
+        // The data socket is connected (the sender is the switch); the
+        // group's datagrams are checked by the engine like any result.
+        let Some(received) = batch.get(i) else {
+            continue;
+        };
+        stats.bytes_received += received.data.len() as u64;
+        for datagram in received.datagrams() {
+            f(datagram);
+            count += 1;
+        }
+        if received.data.is_empty() {
+            f(received.data);
+            count += 1;
+        }
+    }
+    stats.datagrams_received += count as u64;
+    Ok(count)
+}
+
+/// Sizes the receive buffer of `fd` (see [`TransportOptions::socket_buffer`]);
+/// returns the size the kernel granted.
+pub(super) fn set_receive_buffer(fd: RawFd, size: usize) -> io::Result<usize> {
+    set_buffer(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, size)
+}
+
+fn set_buffer(fd: RawFd, force: i32, plain: i32, size: usize) -> io::Result<usize> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    // The FORCE variant needs CAP_NET_ADMIN; the plain one is capped by sysctl.
+    if udp_batch::set_int_opt(fd, libc::SOL_SOCKET, force, size).is_err() {
+        udp_batch::set_int_opt(fd, libc::SOL_SOCKET, plain, size)?;
+    }
+    Ok(udp_batch::get_int_opt(fd, libc::SOL_SOCKET, plain)?.max(0) as usize)
 }
 
 /// Whether a send error means the kernel or device cannot do UDP GSO.

@@ -62,6 +62,16 @@ pub struct ServeArgs {
     /// Do not use UDP GSO on send even if the kernel offers it.
     #[arg(long, conflicts_with = "ports")]
     no_gso: bool,
+    /// Multicast each result once to its job's IP multicast group instead of
+    /// sending it to every worker: job ID gets the group BASE + ID (BASE is
+    /// a.b.0.0, e.g. 239.72.0.0) at the data port, which the workers join
+    /// when they join the job. The network (or, on one host, the kernel)
+    /// copies each result to the members. Needs multicast between the
+    /// switch and the workers (loopback, or one L2 segment: the groups are
+    /// sent with TTL 1); a retransmitted contribution is still answered by
+    /// unicast.
+    #[arg(long, value_name = "BASE", conflicts_with = "ports")]
+    result_groups: Option<std::net::Ipv4Addr>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -98,6 +108,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         gro: !args.no_gro,
         gso: !args.no_gso,
         log: true,
+        result_groups: args.result_groups,
     };
     let taps = open_taps(&args)?;
     let server = Server::bind(config)

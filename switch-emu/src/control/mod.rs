@@ -26,6 +26,9 @@
 //!   Then the switch leases `window` contiguous slots, draws a random 32-bit
 //!   key and a free job id, installs the job on the dataplane and sends
 //!   `{"reply":"joined",...}` ([`packet_format::control::JobParams`]) to every rank.
+//!   With [`ControlConfig::result_groups`] the reply names the job's
+//!   multicast group (`result_group`, see [`result_group()`]), which every
+//!   rank joins before it sends.
 //!   If the pool has meanwhile run out (another job took the space), every
 //!   rank gets `pool_exhausted` instead. A job whose ranks have not all
 //!   joined within `join_timeout` fails: every joined rank gets `job_failed`.
@@ -48,7 +51,7 @@
 //! or went silent while running) or `failed` (it never started).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use packet_format::control::{
@@ -62,11 +65,13 @@ use crate::dataplane::{Dataplane, DataplaneError};
 use crate::metrics::LeaseFigures;
 
 pub mod lease;
+pub mod result_group;
 pub mod status;
 #[cfg(test)]
 mod tests;
 
 use lease::{Lease, LeasePool};
+pub use result_group::result_group;
 use status::{
     ConfigView, EndedView, JobView, MemberView, PendingView, PoolView, RangeView, SlotStatus,
     StatusReport,
@@ -103,6 +108,10 @@ pub struct ControlConfig {
     pub key_seed: Option<u64>,
     /// Ended jobs kept for status.
     pub history: usize,
+    /// First address of the multicast groups results are sent to (job `id`
+    /// gets `result_groups + id`, port of `switch_data_addr`); `None`:
+    /// results go by unicast to each member. See [`result_group`].
+    pub result_groups: Option<Ipv4Addr>,
 }
 
 impl Default for ControlConfig {
@@ -114,12 +123,10 @@ impl Default for ControlConfig {
             job_quota: 1024,
             join_timeout: Duration::from_secs(30),
             worker_timeout: Duration::from_secs(3),
-            switch_data_addr: SocketAddrV4::new(
-                std::net::Ipv4Addr::LOCALHOST,
-                packet_format::UDP_PORT,
-            ),
+            switch_data_addr: SocketAddrV4::new(Ipv4Addr::LOCALHOST, packet_format::UDP_PORT),
             key_seed: None,
             history: 32,
+            result_groups: None,
         }
     }
 }
@@ -136,6 +143,9 @@ pub enum ControlConfigError {
     /// A timeout is zero.
     #[error("{0} must be positive")]
     ZeroTimeout(&'static str),
+    /// The base of the result groups cannot give every job a multicast group.
+    #[error("result group base {0} must be a multicast address a.b.0.0 outside 224.0.0.0/16 (the job id fills the last 16 bits), e.g. 239.72.0.0")]
+    ResultGroups(Ipv4Addr),
 }
 
 #[derive(Debug)]
@@ -218,6 +228,9 @@ impl Controller {
         }
         if config.worker_timeout.is_zero() {
             return Err(ControlConfigError::ZeroTimeout("worker timeout"));
+        }
+        if let Some(base) = config.result_groups {
+            result_group::check_base(base)?;
         }
         let rng = match config.key_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -539,6 +552,9 @@ impl Controller {
             window: lease.count,
             elements_per_packet: p.elements,
             switch_data_addr: self.config.switch_data_addr,
+            result_group: self.config.result_groups.map(|base| {
+                SocketAddrV4::new(result_group(base, id), self.config.switch_data_addr.port())
+            }),
         };
         let mut outbox = Vec::with_capacity(p.joined.len());
         let mut members = Vec::with_capacity(p.joined.len());

@@ -61,6 +61,8 @@ impl<'a> L2Control<'a> {
             switch_data_addr: data,
             key_seed: None,
             history: 32,
+            // The L2 switch copies each result frame to the members' ports itself.
+            result_groups: None,
         })?;
         let listener = TcpListener::bind(config.control).map_err(|source| ServerError::Bind {
             what: "control listener",

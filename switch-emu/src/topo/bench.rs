@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use packet_format::{frame_len, ELEMENT_LEN};
 
-use super::run::{run_workers, SwitchProcess};
+use super::run::{multicast_args, run_workers, SwitchProcess};
 use super::{down, up, Fabric, TopoError, TopoSpec};
 
 /// What to measure.
@@ -50,6 +50,9 @@ pub struct BenchSpec {
     pub serve_args: Vec<String>,
     /// What joins the links (the L2 switch, or a kernel bridge and the UDP driver).
     pub fabric: Fabric,
+    /// On the kernel bridge: one unicast result per member instead of one
+    /// multicast per result ([`super::run::multicast_args`]).
+    pub unicast_results: bool,
 }
 
 /// The outcome of one run.
@@ -191,6 +194,9 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
     })?;
     let _guard = TopoGuard(name);
     let mut serve_args = vec!["--elements".to_owned(), spec.elements.to_string()];
+    if !spec.unicast_results {
+        serve_args.extend(multicast_args(&topo));
+    }
     serve_args.extend(spec.serve_args.iter().cloned());
     // The switch's output (its counters at exit) goes to a log, not the table.
     let log = std::env::temp_dir().join(format!("ina-topo-bench-{}.log", topo.spec.name));
@@ -295,9 +301,10 @@ fn header(spec: &BenchSpec) -> String {
         spec.window,
         spec.mtu.map_or("default".to_owned(), |m| m.to_string()),
         spec.iters,
-        match spec.fabric {
-            Fabric::SwitchEmu => "switch-emu (L2)",
-            Fabric::KernelBridge => "kernel bridge + switch-emu UDP",
+        match (spec.fabric, spec.unicast_results) {
+            (Fabric::SwitchEmu, _) => "switch-emu (L2)",
+            (Fabric::KernelBridge, false) => "kernel bridge + switch-emu UDP, results multicast",
+            (Fabric::KernelBridge, true) => "kernel bridge + switch-emu UDP, results unicast",
         },
         "rate", "n", "time", "algbw", "busbw", "ATE/s", "wire_eff", "INA_bound", "fraction", "ring_bound", "retrans",
         "", "", "(ms)", "(MB/s)", "(MB/s)", "(G)", "", "(ms)", "", "(ms)", "(sum)",
@@ -380,6 +387,7 @@ mod tests {
             name_prefix: "t".into(),
             serve_args: vec![],
             fabric: Fabric::SwitchEmu,
+            unicast_results: false,
         };
         let bound = (64 << 20) as f64 / wire_efficiency(256) / 125e6;
         let r = BenchResult {

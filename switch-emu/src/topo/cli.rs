@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 
 use super::bench::{run_all, BenchSpec};
-use super::run::{run_workers, SwitchProcess};
+use super::run::{multicast_args, run_workers, SwitchProcess};
 use super::{down, load, status, up, Fabric, TopoSpec};
 
 /// Build, use and remove an emulated cluster (root only).
@@ -57,6 +57,10 @@ enum TopoCommand {
         /// Extra arguments for `switch-emu serve`.
         #[arg(long, allow_hyphen_values = true)]
         serve_args: Vec<String>,
+        /// On a kernel-bridge topology, send every result to each worker by
+        /// unicast instead of once to the job's multicast group.
+        #[arg(long)]
+        unicast_results: bool,
         /// Command with {rank} {world} {ip} {switch} {control} {netns}.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -121,6 +125,11 @@ pub struct BenchArgs {
     /// the veths; the emulator's fastest path, but not an L2 switch).
     #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
     fabric: Fabric,
+    /// On the kernel bridge, send every result to each worker by unicast
+    /// instead of once to the job's multicast group (for comparison; the
+    /// L2 fabric's switch copies result frames to the ports either way).
+    #[arg(long)]
+    unicast_results: bool,
 }
 
 impl TopoArgs {
@@ -173,6 +182,7 @@ impl TopoArgs {
                     name_prefix: a.name_prefix,
                     serve_args: a.serve_arg,
                     fabric: a.fabric,
+                    unicast_results: a.unicast_results,
                 };
                 run_all(&spec)?;
                 Ok(0)
@@ -183,10 +193,14 @@ impl TopoArgs {
             }
             TopoCommand::Run {
                 name,
-                serve_args,
+                mut serve_args,
+                unicast_results,
                 cmd,
             } => {
                 let t = load(&name)?;
+                if !unicast_results {
+                    serve_args.splice(0..0, multicast_args(&t));
+                }
                 let exe = std::env::current_exe()?;
                 let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args)?;
                 let outputs = run_workers(&t, &cmd)?;

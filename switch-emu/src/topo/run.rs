@@ -2,7 +2,7 @@
 //! namespace, with `{rank}`, `{world}`, `{ip}`, `{switch}` (switch IP),
 //! `{control}` (switch IP:control port) and `{netns}` substituted.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,21 @@ pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<St
     ]);
     cmd.extend(extra.iter().cloned());
     cmd
+}
+
+/// Base of the multicast groups results go to on a kernel-bridge topology
+/// (organization-local scope, RFC 2365; job `id` gets `239.77.x.y`).
+pub const RESULT_GROUPS: Ipv4Addr = Ipv4Addr::new(239, 77, 0, 0);
+
+/// The `serve` arguments that multicast results on `topo`: on the kernel
+/// bridge the switch then sends each result once and the bridge copies it
+/// to the ports, as a Tofino's replication engine does; none on the L2
+/// fabric, whose switch copies result frames to the members' ports itself.
+pub fn multicast_args(topo: &Topology) -> Vec<String> {
+    match topo.spec.fabric {
+        Fabric::KernelBridge => vec!["--result-groups".into(), RESULT_GROUPS.to_string()],
+        Fabric::SwitchEmu => Vec::new(),
+    }
 }
 
 /// A switch process in a topology, killed (by pid) on drop.

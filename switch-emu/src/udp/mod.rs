@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub gso: bool,
     /// Log startup facts and offload fallbacks to stderr.
     pub log: bool,
+    /// Multicast results: job `id` gets the group `result_groups + id` (at
+    /// the data port), which its workers join; each result then leaves the
+    /// switch once and the network (or the kernel, on one host) copies it
+    /// to the members. `None`: one unicast datagram per member.
+    pub result_groups: Option<Ipv4Addr>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +90,7 @@ impl Default for ServerConfig {
             gro: true,
             gso: true,
             log: true,
+            result_groups: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::outq::{split, OutQueue};
 use super::{offload, ServerConfig, ServerError};
 use crate::control::status::StatusReport;
-use crate::control::{ControlConfig, Controller};
+use crate::control::{result_group, ControlConfig, Controller};
 use crate::control_io::{pollfd, ControlIo};
 use crate::core::{SwitchCore, Verdict};
 use crate::emulated::EmulatedDataplane;
@@ -60,6 +60,8 @@ struct DriverCounters {
     tx_syscalls: u64,
     tx_gso_messages: u64,
     tx_datagrams: u64,
+    /// Results sent once to their job's multicast group.
+    tx_group_results: u64,
     tx_errors: u64,
     tx_dropped_full: u64,
     gso_fallbacks: u64,
@@ -76,6 +78,7 @@ impl DriverCounters {
             ("tx_syscalls", self.tx_syscalls),
             ("tx_gso_messages", self.tx_gso_messages),
             ("tx_datagrams", self.tx_datagrams),
+            ("tx_group_results", self.tx_group_results),
             ("tx_errors", self.tx_errors),
             ("tx_dropped_full", self.tx_dropped_full),
             ("gso_fallbacks", self.gso_fallbacks),
@@ -180,6 +183,13 @@ impl Server {
                 config.drop
             )));
         }
+        if config.result_groups.is_some() && config.bind.ip().is_unspecified() {
+            // Members join a group on one interface; the groups must leave by it.
+            return Err(ServerError::Invalid(format!(
+                "result groups need a data address on one interface, not {}",
+                config.bind
+            )));
+        }
         let core = SwitchCore::new(config.core)?;
         let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
             .map_err(bind_err("data socket", config.bind))?;
@@ -232,14 +242,20 @@ impl Server {
             switch_data_addr: advertised,
             key_seed: None,
             history: 32,
+            result_groups: config.result_groups,
         })?;
+        if config.result_groups.is_some() {
+            // Groups leave by the data address's interface (where the
+            // members joined them), not by the default route.
+            socket2::SockRef::from(&udp).set_multicast_if_v4(data.ip())?;
+        }
         let (quit_rx, quit_tx) = wake_pair()?;
         let (dump_rx, dump_tx) = wake_pair()?;
         let buf = if gro { GRO_BUFFER } else { PLAIN_BUFFER };
         let loss = (config.drop > 0.0).then(|| (config.drop, SmallRng::seed_from_u64(config.seed)));
         if log {
             eprintln!(
-                "switch-emu: data {data} (GRO {}, GSO {}), control {control}, {} slots, max {} workers, max {} elements/packet{}",
+                "switch-emu: data {data} (GRO {}, GSO {}), control {control}, {} slots, max {} workers, max {} elements/packet{}{}",
                 if gro { "on" } else { "off" },
                 if gso { "on" } else { "off" },
                 config.core.slots,
@@ -249,6 +265,10 @@ impl Server {
                     format!(", injected loss {} (seed {})", config.drop, config.seed)
                 } else {
                     String::new()
+                },
+                match config.result_groups {
+                    Some(base) => format!(", results multicast to {base} + job id"),
+                    None => String::new(),
                 }
             );
         }
@@ -415,8 +435,11 @@ impl Server {
                 counters,
                 taps,
                 capture_addr,
+                config,
+                addrs,
                 ..
             } = self;
+            let data_port = addrs.data.port();
             for i in 0..n {
                 let Some(received) = rx.get(i) else { continue };
                 let Some(src) = received.src else { continue };
@@ -434,13 +457,21 @@ impl Server {
                     }
                     let core = dp.core_mut();
                     match core.handle_packet(now, src, datagram, result) {
-                        Verdict::Multicast { job } => {
-                            let members = core.members(job).unwrap_or(&[]);
-                            outq.push_to_all(members.iter().copied(), result);
-                            for &member in members {
-                                taps.record_datagram(*capture_addr, member, result);
+                        Verdict::Multicast { job } => match config.result_groups {
+                            Some(base) => {
+                                let group = SocketAddrV4::new(result_group(base, job), data_port);
+                                outq.push(group, result);
+                                counters.tx_group_results += 1;
+                                taps.record_datagram(*capture_addr, group, result);
                             }
-                        }
+                            None => {
+                                let members = core.members(job).unwrap_or(&[]);
+                                outq.push_to_all(members.iter().copied(), result);
+                                for &member in members {
+                                    taps.record_datagram(*capture_addr, member, result);
+                                }
+                            }
+                        },
                         Verdict::Unicast { to } => {
                             outq.push(to, result);
                             taps.record_datagram(*capture_addr, to, result);
