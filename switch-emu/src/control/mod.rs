@@ -501,6 +501,14 @@ impl Controller {
         outbox
     }
 
+    /// Where job `id`'s results go, if the driver multicasts them.
+    fn result_group_of(&self, id: u16) -> Option<SocketAddrV4> {
+        let port = self.config.switch_data_addr.port();
+        self.config
+            .result_groups
+            .map(|base| SocketAddrV4::new(result_group(base, id), port))
+    }
+
     fn free_id(&mut self) -> Option<u16> {
         for _ in 0..=u16::MAX as u32 {
             let id = self.next_id;
@@ -552,9 +560,7 @@ impl Controller {
             window: lease.count,
             elements_per_packet: p.elements,
             switch_data_addr: self.config.switch_data_addr,
-            result_group: self.config.result_groups.map(|base| {
-                SocketAddrV4::new(result_group(base, id), self.config.switch_data_addr.port())
-            }),
+            result_group: self.result_group_of(id),
         };
         let mut outbox = Vec::with_capacity(p.joined.len());
         let mut members = Vec::with_capacity(p.joined.len());
@@ -887,6 +893,7 @@ impl Controller {
                     members,
                     incomplete_slots,
                     counters: activity.map(|a| a.counters),
+                    result_group: self.result_group_of(job.id).map(|g| g.to_string()),
                 }
             })
             .collect();

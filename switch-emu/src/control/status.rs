@@ -94,6 +94,9 @@ pub struct JobView {
     pub incomplete_slots: Vec<SlotStatus>,
     /// The job's dataplane counters, if the target keeps them.
     pub counters: Option<CounterSet>,
+    /// The multicast group its results go to (`None`: unicast to each member).
+    #[serde(default)]
+    pub result_group: Option<String>,
 }
 
 /// A rank of a running job.
@@ -221,12 +224,13 @@ impl StatusReport {
                 .map_or("-".to_string(), u64::to_string);
             let _ = writeln!(
                 out,
-                "    slots leased: {} ({}..{}), in flight: {}, retransmissions: {}",
+                "    slots leased: {} ({}..{}), in flight: {}, retransmissions: {}, results to {}",
                 job.lease.count,
                 job.lease.base,
                 u32::from(job.lease.base) + u32::from(job.lease.count),
                 job.incomplete_slots.len(),
-                retx
+                retx,
+                job.result_group.as_deref().unwrap_or("each member")
             );
             let _ = writeln!(
                 out,

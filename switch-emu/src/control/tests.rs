@@ -447,7 +447,39 @@ fn status_renders() {
         "{text}"
     );
     assert!(
-        text.contains("slots leased: 10 (0..10), in flight: 0, retransmissions: -"),
+        text.contains(
+            "slots leased: 10 (0..10), in flight: 0, retransmissions: -, results to each member"
+        ),
         "{text}"
+    );
+}
+
+#[test]
+fn result_groups_are_announced_at_join_and_shown_in_status() {
+    let mut f = Fixture::new();
+    f.c = Controller::new(ControlConfig {
+        result_groups: Some([239, 72, 0, 0].into()),
+        switch_data_addr: SocketAddrV4::new([10, 0, 0, 254].into(), 48864),
+        ..config()
+    })
+    .unwrap();
+    let a = f.start("a", 2, 10, 1);
+    let b = f.start("bb", 2, 10, 3);
+    assert_ne!(a.job_id, b.job_id);
+    for p in [a, b] {
+        let group = SocketAddrV4::new(result_group([239, 72, 0, 0].into(), p.job_id), 48864);
+        assert_eq!(p.result_group, Some(group));
+        let status = f.status(0);
+        let view = status.jobs.iter().find(|j| j.id == p.job_id).unwrap();
+        assert_eq!(view.result_group, Some(group.to_string()));
+        assert!(status.render().contains(&format!("results to {group}")));
+    }
+    let bad = ControlConfig {
+        result_groups: Some([239, 72, 0, 9].into()),
+        ..config()
+    };
+    assert_eq!(
+        Controller::new(bad).err(),
+        Some(ControlConfigError::ResultGroups([239, 72, 0, 9].into()))
     );
 }
