@@ -53,6 +53,8 @@ pub struct BenchSpec {
     /// On the kernel bridge: one unicast result per member instead of one
     /// multicast per result ([`super::run::multicast_args`]).
     pub unicast_results: bool,
+    /// Time one run may take before its workers are killed.
+    pub timeout: Duration,
 }
 
 /// The outcome of one run.
@@ -227,7 +229,7 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
     if let Some(t) = &spec.retransmit_timeout {
         cmd.extend(["--retransmit-timeout".into(), t.clone()]);
     }
-    let outputs = run_workers(&topo, &cmd)?;
+    let outputs = run_workers(&topo, &cmd, Some(spec.timeout))?;
     switch.stop();
     let mut worst = Duration::ZERO;
     let mut retrans = 0u64;
@@ -388,6 +390,7 @@ mod tests {
             serve_args: vec![],
             fabric: Fabric::SwitchEmu,
             unicast_results: false,
+            timeout: Duration::from_secs(600),
         };
         let bound = (64 << 20) as f64 / wire_efficiency(256) / 125e6;
         let r = BenchResult {

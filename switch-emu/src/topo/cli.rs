@@ -1,6 +1,8 @@
 //! `switch-emu topo ...` arguments and their execution, so that `main.rs`
 //! only adds `Topo(TopoArgs)` to its subcommands and calls [`TopoArgs::execute`].
 
+use std::time::Duration;
+
 use clap::{Args, Subcommand};
 
 use super::bench::{run_all, BenchSpec};
@@ -61,6 +63,10 @@ enum TopoCommand {
         /// unicast instead of once to the job's multicast group.
         #[arg(long)]
         unicast_results: bool,
+        /// Seconds the workers may run; any still running then are killed
+        /// and `run` fails (default: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: Option<u64>,
         /// Command with {rank} {world} {ip} {switch} {control} {netns}.
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -130,6 +136,11 @@ pub struct BenchArgs {
     /// L2 fabric's switch copies result frames to the ports either way).
     #[arg(long)]
     unicast_results: bool,
+    /// Seconds one run may take; workers still running then are killed and
+    /// the benchmark fails (the agents' own timeouts end most stuck runs
+    /// sooner).
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
 }
 
 impl TopoArgs {
@@ -183,6 +194,7 @@ impl TopoArgs {
                     serve_args: a.serve_arg,
                     fabric: a.fabric,
                     unicast_results: a.unicast_results,
+                    timeout: Duration::from_secs(a.timeout),
                 };
                 run_all(&spec)?;
                 Ok(0)
@@ -195,6 +207,7 @@ impl TopoArgs {
                 name,
                 mut serve_args,
                 unicast_results,
+                timeout,
                 cmd,
             } => {
                 let t = load(&name)?;
@@ -203,7 +216,7 @@ impl TopoArgs {
                 }
                 let exe = std::env::current_exe()?;
                 let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args)?;
-                let outputs = run_workers(&t, &cmd)?;
+                let outputs = run_workers(&t, &cmd, timeout.map(Duration::from_secs))?;
                 switch.stop();
                 let mut code = 0;
                 for (rank, out) in outputs.iter().enumerate() {

@@ -64,6 +64,14 @@ pub enum TopoError {
     /// The state file is unreadable.
     #[error("state file: {0}")]
     State(#[from] serde_json::Error),
+    /// Workers were still running at the time limit and were killed.
+    #[error("workers still running after {limit:?} were killed; last words: {}", stuck.join("; "))]
+    Timeout {
+        /// The limit.
+        limit: std::time::Duration,
+        /// Per killed worker, its rank and the end of its stderr.
+        stuck: Vec<String>,
+    },
 }
 
 /// What joins the links in the switch namespace.
@@ -431,7 +439,7 @@ pub fn down(name: &str) -> Result<Vec<String>, TopoError> {
 
 /// Kills (by pid) the processes inside a namespace of ours, so that the
 /// namespace and its links really go away when it is deleted.
-fn kill_netns_processes(ns: &str) {
+pub(crate) fn kill_netns_processes(ns: &str) {
     let Ok(out) = sh(&["ip", "netns", "pids", ns]) else {
         return;
     };

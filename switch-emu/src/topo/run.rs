@@ -2,13 +2,15 @@
 //! namespace, with `{rank}`, `{world}`, `{ip}`, `{switch}` (switch IP),
 //! `{control}` (switch IP:control port) and `{netns}` substituted.
 
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Command, Output, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use packet_format::{CONTROL_PORT, UDP_PORT};
 
-use super::{sh, Fabric, TopoError, Topology};
+use super::{kill_netns_processes, sh, Fabric, TopoError, Topology};
 
 /// The command line of `switch-emu serve` for a topology (program first).
 pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<String> {
@@ -194,11 +196,19 @@ pub fn substitute(arg: &str, topo: &Topology, rank: usize) -> String {
 }
 
 /// Runs `cmd` (with substitutions) in every worker namespace at once and
-/// waits for all; returns each worker's output, by rank.
-pub fn run_workers(topo: &Topology, cmd: &[String]) -> Result<Vec<Output>, TopoError> {
+/// waits for all; returns each worker's output, by rank. With `limit`,
+/// workers still running after it are killed and the run fails
+/// ([`TopoError::Timeout`], with the end of each one's stderr), so that a
+/// stuck job cannot hold the command forever.
+pub fn run_workers(
+    topo: &Topology,
+    cmd: &[String],
+    limit: Option<Duration>,
+) -> Result<Vec<Output>, TopoError> {
     if cmd.is_empty() {
         return Err(TopoError::BadSpec("no command given".into()));
     }
+    let started = Instant::now();
     let mut children = Vec::new();
     for w in &topo.workers {
         let args: Vec<String> = cmd.iter().map(|a| substitute(a, topo, w.rank)).collect();
@@ -211,11 +221,68 @@ pub fn run_workers(topo: &Topology, cmd: &[String]) -> Result<Vec<Output>, TopoE
             .spawn()?;
         children.push(child);
     }
+    // Readers drain the pipes meanwhile, so that a chatty worker never blocks.
+    let pipes: Vec<_> = children
+        .iter_mut()
+        .map(|c| (drain(c.stdout.take()), drain(c.stderr.take())))
+        .collect();
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut timed_out = false;
+    while statuses.iter().any(Option::is_none) {
+        for (status, child) in statuses.iter_mut().zip(&mut children) {
+            if status.is_none() {
+                *status = child.try_wait()?;
+            }
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) && statuses.iter().any(Option::is_none) {
+            timed_out = true;
+            for ((status, child), w) in statuses.iter_mut().zip(&mut children).zip(&topo.workers) {
+                if status.is_none() {
+                    // Everything in the worker's namespace is the worker's:
+                    // what it started would otherwise keep its pipes open.
+                    let _ = child.kill();
+                    kill_netns_processes(&w.netns);
+                    *status = Some(child.wait()?);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut outputs = Vec::new();
-    for child in children {
-        outputs.push(child.wait_with_output()?);
+    let mut stuck = Vec::new();
+    for (rank, ((stdout, stderr), status)) in pipes.into_iter().zip(statuses).enumerate() {
+        let status = status.expect("every worker has ended");
+        let output = Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        };
+        if timed_out && status.signal() == Some(libc::SIGKILL) {
+            let text = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            stuck.push(format!("rank {rank}: {}", tail.join(" / ")));
+        }
+        outputs.push(output);
+    }
+    if timed_out {
+        return Err(TopoError::Timeout {
+            limit: limit.unwrap_or_default(),
+            stuck,
+        });
     }
     Ok(outputs)
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 #[cfg(test)]
