@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ina_benches::random_i32;
-use packet_format::frame::{emit_udp, parse_udp, Endpoint};
+use packet_format::frame::{emit_udp, parse_udp, parse_udp_no_checksum, Endpoint};
 use packet_format::{Flags, MsgType, Packet, Repr, UDP_PORT};
 
 /// Element counts measured: Tofino single pass, folded pipes, emulator-only.
@@ -85,6 +85,21 @@ fn frame(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("parse_udp", elems), &elems, |b, _| {
             b.iter(|| black_box(parse_udp(black_box(&frame)).unwrap().payload.len()))
         });
+        // What the L2 switch parses: no pass over the payload.
+        group.bench_with_input(
+            BenchmarkId::new("parse_udp_no_checksum", elems),
+            &elems,
+            |b, _| {
+                b.iter(|| {
+                    black_box(
+                        parse_udp_no_checksum(black_box(&frame))
+                            .unwrap()
+                            .payload
+                            .len(),
+                    )
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -36,12 +36,26 @@ pub struct UdpFrame<'a> {
 /// Parses an Ethernet II / IPv4 / UDP frame, verifying the IPv4 and UDP
 /// checksums. Fragments and IP options are not aggregation traffic.
 pub fn parse_udp(frame: &[u8]) -> Result<UdpFrame<'_>> {
+    parse_udp_with(frame, ChecksumCapabilities::default())
+}
+
+/// [`parse_udp`] without verifying the UDP checksum (the IPv4 header
+/// checksum still is): what a switch does, which adds the payload as it
+/// streams through and never reads it whole first (the Tofino program
+/// verifies no checksum; Ethernet's frame check sequence guards each link).
+/// It saves the switch a pass over every contribution's bytes.
+pub fn parse_udp_no_checksum(frame: &[u8]) -> Result<UdpFrame<'_>> {
+    let mut checksums = ChecksumCapabilities::default();
+    checksums.udp = Checksum::None;
+    parse_udp_with(frame, checksums)
+}
+
+fn parse_udp_with(frame: &[u8], checksums: ChecksumCapabilities) -> Result<UdpFrame<'_>> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Error::Truncated)?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return Err(Error::NotAggregation("ethertype"));
     }
     let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|_| Error::Truncated)?;
-    let checksums = ChecksumCapabilities::default();
     let ip_repr =
         Ipv4Repr::parse(&ip, &checksums).map_err(|_| Error::NotAggregation("ipv4 header"))?;
     if ip.more_frags() || ip.frag_offset() != 0 {
@@ -164,10 +178,17 @@ mod tests {
         assert_eq!(parsed.src, src);
         assert_eq!(parsed.dst, dst);
         assert_eq!(parsed.payload, b"hello");
-        // A flipped payload bit breaks the UDP checksum.
+        // A flipped payload bit breaks the UDP checksum; the switch's parse
+        // does not look at it, but still at the IPv4 header's.
         let last = out.len() - 1;
         out[last] ^= 1;
         assert!(parse_udp(&out).is_err());
+        let unverified = parse_udp_no_checksum(&out).unwrap();
+        assert_eq!((unverified.src, unverified.dst), (src, dst));
+        assert_eq!(unverified.payload, b"helln");
+        let ttl = 14 + 8; // behind the Ethernet header
+        out[ttl] ^= 1;
+        assert!(parse_udp_no_checksum(&out).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::core::{Config, JobSpec};
-use packet_format::frame::emit_udp;
+use packet_format::frame::{emit_udp, parse_udp};
 use packet_format::{Flags, MsgType, Packet, Repr, NO_EXPONENT};
 
 const SW_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0xfe];
@@ -272,11 +272,15 @@ fn aggregation_results_go_to_each_workers_port() {
         Decision::Consumed
     );
     assert!(tx.is_empty());
-    let second = udp_frame(
+    let mut second = udp_frame(
         worker(2),
         switch_endpoint(),
         &contribution(1, &[10, 20, 30]),
     );
+    // A wrong UDP checksum does not keep it out: like the Tofino program,
+    // the switch verifies none (no pass over the payload before adding it).
+    second[packet_format::OUTER_HEADERS_LEN - 2] ^= 0x5a;
+    assert!(parse_udp(&second).is_err());
     assert_eq!(
         sw.handle_frame(now, 2, &second, &mut core, &mut tx),
         Decision::Consumed
