@@ -392,3 +392,51 @@ fn result_groups_need_a_multicast_base_and_one_interface() {
         assert!(text.contains("result group"), "{text}");
     }
 }
+
+#[test]
+fn two_jobs_on_one_host_get_only_their_own_groups_results() {
+    let base = std::net::Ipv4Addr::new(239, 73, 0, 0);
+    let (sw, control) = switch(ServerConfig {
+        result_groups: Some(base),
+        ..ServerConfig::loopback_ephemeral()
+    });
+    let len = 30_000usize;
+    let input = |job: &str, rank: u16, i: usize| {
+        (i as i32).wrapping_mul(if job == "x" { 7 } else { 13 }) + i32::from(rank)
+    };
+    let run = move |job: &'static str, world: u16| {
+        thread::spawn(move || {
+            on_ranks(control, job, world, move |mut agent| {
+                let mut data: Vec<i32> = (0..len).map(|i| input(job, agent.rank(), i)).collect();
+                agent.allreduce_i32(&mut data).unwrap();
+                let group = agent.params().result_group;
+                (data, group, agent.leave().unwrap())
+            })
+        })
+    };
+    // Both jobs run at once, each in its own group, all workers on one host.
+    let (x, y) = (run("x", 2), run("y", 3));
+    for (job, world, ranks) in [("x", 2u16, x.join().unwrap()), ("y", 3, y.join().unwrap())] {
+        let expected: Vec<i32> = (0..len)
+            .map(|i| (0..world).fold(0i32, |acc, r| acc.wrapping_add(input(job, r, i))))
+            .collect();
+        let groups: Vec<_> = ranks.iter().map(|(_, g, _)| *g).collect();
+        assert!(
+            groups.iter().all(|g| g.is_some() && *g == groups[0]),
+            "{groups:?}"
+        );
+        for (data, _, stats) in &ranks {
+            assert_eq!(data, &expected, "job {job}");
+            // Nothing of the other job's group reached this worker: it got
+            // exactly one result per round of its own through the group (a
+            // spurious retransmission's answer comes by unicast).
+            let rounds = stats.engine.packets_sent - stats.engine.retransmissions;
+            assert_eq!(
+                stats.transport.group_datagrams_received, rounds,
+                "job {job}: {stats:?}"
+            );
+        }
+    }
+    sw.shutdown();
+    sw.join().unwrap();
+}
