@@ -242,9 +242,9 @@ impl Engine {
         }
     }
 
-    fn began(&mut self, _now: Instant) {
+    fn began(&mut self, now: Instant) {
         self.next_counter = self.op.base + self.op.packets as u64;
-        self.window.clear();
+        self.window.begin(now);
         self.stall_reported = None;
         if self.op.phase == Phase::Done {
             self.events.push_back(Event::Done);

@@ -10,10 +10,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::time::Instant;
 
-/// A timer: (deadline, packet counter, transmission it belongs to).
-pub(crate) type Timer = (Instant, u64, u32);
+/// A timer: (deadline in the window's nanoseconds, packet counter,
+/// transmission it belongs to).
+pub(crate) type Timer = (u64, u64, u32);
 
 /// Min-priority queue of [`Timer`]s.
 #[derive(Debug, Default)]
@@ -60,13 +60,12 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     /// Against a plain heap, under pushes in and out of order and
     /// interleaved pops (a deterministic pseudo-random schedule).
     #[test]
     fn pops_exactly_what_a_heap_pops() {
-        let base = Instant::now();
+        let base = 1_000_000_000u64;
         let mut timers = Timers::default();
         let mut heap = BinaryHeap::new();
         let mut x = 12_345u64;
@@ -84,7 +83,7 @@ mod tests {
                 } else {
                     counter / 2
                 };
-                let timer = (base + Duration::from_millis(ms), counter, (r % 3) as u32);
+                let timer = (base + ms * 1_000_000, counter, (r % 3) as u32);
                 timers.push(timer);
                 heap.push(Reverse(timer));
             }

@@ -3,6 +3,13 @@
 //! backoff, plus the round-trip estimate that sets the timeout. It keeps no
 //! bytes: a retransmission is rebuilt from the operation, whose state for a
 //! packet does not change before that packet's result is in.
+//!
+//! Times inside are nanoseconds since the operation began (`u64`): every
+//! packet takes a timer, a deadline and a round-trip sample, and integer
+//! arithmetic costs a fraction of `Instant`/`Duration`'s (seconds and
+//! nanoseconds, normalized and overflow-checked at each step). A driver
+//! passes the same `now` for a whole batch of packets, so the conversion
+//! of the last instant is kept and reused.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,10 +23,10 @@ struct Entry {
     counter: u64,
     /// Sent and its result not yet in.
     waiting: bool,
-    /// When it was first sent (for stall reports); `None` before any packet.
-    first_sent: Option<Instant>,
+    /// When it was first sent (for stall reports and round-trip samples).
+    first_sent: u64,
     /// Timeout applied after the next (re)transmission.
-    rto: Duration,
+    rto: u64,
     /// Transmissions so far; tags timers so that old ones are recognized.
     transmissions: u32,
     /// Whether a retransmission is queued (its timer fired, not yet resent).
@@ -35,9 +42,13 @@ pub(crate) struct Window {
     timers: Timers,
     /// Packets whose timer fired, in firing order, to be resent.
     due: VecDeque<u64>,
+    /// The instant internal times count from (set when an operation begins).
+    epoch: Option<Instant>,
+    /// The last instant converted, and what it converted to.
+    last: Option<(Instant, u64)>,
     /// Timeout before any round trip is measured, and the floor after.
-    initial_rto: Duration,
-    max_rto: Duration,
+    initial_rto: u64,
+    max_rto: u64,
     rtt: RttEstimate,
     /// Doublings of the timeout for new packets since the last valid
     /// round-trip sample: when timeouts fire because the network is slow
@@ -50,15 +61,16 @@ pub(crate) struct Window {
 /// results of packets sent once (Karn: a retransmitted packet's result
 /// cannot tell which copy it answers). Without it a fixed timeout below
 /// the round trip of a large window or world retransmits every packet.
+/// Nanoseconds.
 #[derive(Debug, Default, Clone, Copy)]
 struct RttEstimate {
     /// Smoothed round trip; `None` before the first sample.
-    srtt: Option<Duration>,
-    rttvar: Duration,
+    srtt: Option<u64>,
+    rttvar: u64,
 }
 
 impl RttEstimate {
-    fn sample(&mut self, rtt: Duration) {
+    fn sample(&mut self, rtt: u64) {
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -66,29 +78,37 @@ impl RttEstimate {
             }
             Some(srtt) => {
                 let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
+                self.rttvar = (self.rttvar.saturating_mul(3).saturating_add(delta)) / 4;
+                self.srtt = Some(srtt.saturating_mul(7).saturating_add(rtt) / 8);
             }
         }
     }
 
     /// srtt + 4 rttvar, kept within `[floor, cap]`; `floor` before any sample.
-    fn rto(&self, floor: Duration, cap: Duration) -> Duration {
+    fn rto(&self, floor: u64, cap: u64) -> u64 {
         match self.srtt {
             None => floor,
-            Some(srtt) => (srtt + self.rttvar * 4).clamp(floor, cap.max(floor)),
+            Some(srtt) => srtt
+                .saturating_add(self.rttvar.saturating_mul(4))
+                .clamp(floor, cap.max(floor)),
         }
     }
+}
+
+/// A duration in nanoseconds, saturating (beyond 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Window {
     /// A window of `size` positions, all free.
     pub(crate) fn new(size: u16, initial_rto: Duration, max_rto: Duration) -> Self {
+        let initial_rto = nanos(initial_rto);
         let entries = (0..size)
             .map(|_| Entry {
                 counter: 0,
                 waiting: false,
-                first_sent: None,
+                first_sent: 0,
                 rto: initial_rto,
                 transmissions: 0,
                 due: false,
@@ -98,18 +118,52 @@ impl Window {
             entries,
             timers: Timers::default(),
             due: VecDeque::new(),
+            epoch: None,
+            last: None,
             initial_rto,
-            max_rto,
+            max_rto: nanos(max_rto),
             rtt: RttEstimate::default(),
             backoff: 0,
         }
     }
 
-    /// The timeout a first transmission gets now.
-    pub(crate) fn current_rto(&self) -> Duration {
+    /// Starts an operation at `now`: nothing in flight, times counted from
+    /// here (the round-trip estimate is kept).
+    pub(crate) fn begin(&mut self, now: Instant) {
+        self.clear();
+        self.epoch = Some(now);
+        self.last = Some((now, 0));
+    }
+
+    /// `now` as nanoseconds since the operation began (0 for an earlier
+    /// instant: a clock that went backwards only delays timers).
+    fn at(&mut self, now: Instant) -> u64 {
+        if let Some((instant, at)) = self.last {
+            if instant == now {
+                return at;
+            }
+        }
+        let epoch = *self.epoch.get_or_insert(now);
+        let at = nanos(now.saturating_duration_since(epoch));
+        self.last = Some((now, at));
+        at
+    }
+
+    fn instant(&self, at: u64) -> Option<Instant> {
+        self.epoch.map(|epoch| epoch + Duration::from_nanos(at))
+    }
+
+    /// The timeout a first transmission gets now, in nanoseconds.
+    fn current_rto_nanos(&self) -> u64 {
         let rto = self.rtt.rto(self.initial_rto, self.max_rto);
         rto.saturating_mul(1 << self.backoff.min(16))
             .min(self.max_rto.max(self.initial_rto))
+    }
+
+    /// The timeout a first transmission gets now.
+    #[cfg(test)]
+    pub(crate) fn current_rto(&self) -> Duration {
+        Duration::from_nanos(self.current_rto_nanos())
     }
 
     /// Number of positions (W).
@@ -144,7 +198,7 @@ impl Window {
     pub(crate) fn first_sent(&self, counter: u64) -> Option<Instant> {
         let entry = &self.entries[self.position(counter)];
         if entry.waiting && entry.counter == counter {
-            entry.first_sent
+            self.instant(entry.first_sent)
         } else {
             None
         }
@@ -152,30 +206,30 @@ impl Window {
 
     /// Places packet `counter`, sent now. The position must be free.
     pub(crate) fn occupy(&mut self, counter: u64, now: Instant) {
+        let now = self.at(now);
         let position = self.position(counter);
-        let rto = self.current_rto();
+        let rto = self.current_rto_nanos();
         let entry = &mut self.entries[position];
         debug_assert!(!entry.waiting);
         entry.counter = counter;
         entry.waiting = true;
-        entry.first_sent = Some(now);
+        entry.first_sent = now;
         entry.rto = rto;
         entry.transmissions = 1;
         entry.due = false;
-        self.timers.push((now + rto, counter, 1));
+        self.timers.push((now.saturating_add(rto), counter, 1));
     }
 
     /// Records the result of the waiting packet at `position`, arrived at
     /// `now`; a packet sent once gives a round-trip sample.
     pub(crate) fn complete(&mut self, position: usize, now: Instant) {
+        let now = self.at(now);
         let entry = &mut self.entries[position];
         entry.waiting = false;
         entry.due = false;
         if entry.transmissions == 1 {
-            if let Some(sent) = entry.first_sent {
-                self.rtt.sample(now.saturating_duration_since(sent));
-                self.backoff = 0;
-            }
+            self.rtt.sample(now.saturating_sub(entry.first_sent));
+            self.backoff = 0;
         }
         self.prune();
     }
@@ -183,6 +237,7 @@ impl Window {
     /// Fires every timer due at `now`: the packet is queued for
     /// retransmission and its timeout doubles (up to the cap).
     pub(crate) fn expire(&mut self, now: Instant) {
+        let now = self.at(now);
         while let Some((deadline, counter, transmissions)) = self.timers.peek() {
             if deadline > now {
                 break;
@@ -193,7 +248,7 @@ impl Window {
             let entry = &mut self.entries[position];
             if entry.waiting && entry.counter == counter && entry.transmissions == transmissions {
                 entry.due = true;
-                entry.rto = (entry.rto * 2).min(max_rto);
+                entry.rto = entry.rto.saturating_mul(2).min(max_rto);
                 self.due.push_back(counter);
                 self.backoff = self.backoff.saturating_add(1);
             }
@@ -204,14 +259,18 @@ impl Window {
     /// The next queued retransmission, sent now: its timer restarts with the
     /// backed-off timeout. Returns the packet's counter.
     pub(crate) fn next_retransmission(&mut self, now: Instant) -> Option<u64> {
+        if self.due.is_empty() {
+            return None;
+        }
+        let now = self.at(now);
         while let Some(counter) = self.due.pop_front() {
             let position = self.position(counter);
             let entry = &mut self.entries[position];
             if entry.waiting && entry.counter == counter && entry.due {
                 entry.due = false;
                 entry.transmissions += 1;
-                self.timers
-                    .push((now + entry.rto, counter, entry.transmissions));
+                let deadline = now.saturating_add(entry.rto);
+                self.timers.push((deadline, counter, entry.transmissions));
                 return Some(counter);
             }
         }
@@ -220,7 +279,8 @@ impl Window {
 
     /// Earliest live retransmission deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|(deadline, _, _)| deadline)
+        let (deadline, _, _) = self.timers.peek()?;
+        self.instant(deadline)
     }
 
     /// Absolute slots of packets waiting for their result, in slot order.
@@ -293,6 +353,32 @@ mod tests {
             w.complete(w.position(k), sent + Duration::from_secs(10));
         }
         assert_eq!(w.current_rto(), 100 * MS);
+    }
+
+    #[test]
+    fn instants_round_trip_exactly_across_operations() {
+        let t0 = Instant::now();
+        let mut w = Window::new(2, 10 * MS, 100 * MS);
+        w.begin(t0);
+        let sent = t0 + Duration::from_nanos(1_234_567);
+        w.occupy(0, sent);
+        assert_eq!(w.first_sent(0), Some(sent));
+        assert_eq!(w.next_deadline(), Some(sent + 10 * MS));
+        // The deadline fires at exactly that instant, not a nanosecond early.
+        w.expire(sent + 10 * MS - Duration::from_nanos(1));
+        assert_eq!(w.next_retransmission(sent + 10 * MS), None);
+        w.expire(sent + 10 * MS);
+        assert_eq!(w.next_retransmission(sent + 10 * MS), Some(0));
+        assert_eq!(w.next_deadline(), Some(sent + 30 * MS), "backed off: 20 ms");
+        // A new operation counts from its own start; nothing is left over.
+        let t1 = t0 + Duration::from_secs(10);
+        w.begin(t1);
+        assert_eq!((w.next_deadline(), w.first_sent(0)), (None, None));
+        w.occupy(2, t1 + MS);
+        assert_eq!(w.first_sent(2), Some(t1 + MS));
+        // A clock that went backwards counts as the operation's start.
+        w.occupy(3, t1 - MS);
+        assert_eq!(w.first_sent(3), Some(t1));
     }
 
     #[test]
