@@ -15,29 +15,26 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use udp_batch::{RecvBatch, GRO_BUFFER, PLAIN_BUFFER};
+use udp_batch::RecvBatch;
 
-use super::udp::set_receive_buffer;
+use super::udp::{receive_buffer_size, set_receive_buffer};
+use super::TransportOptions;
 
 /// A joined result group (see the module docs).
 #[derive(Debug)]
 pub struct GroupReceiver {
     socket: UdpSocket,
-    group: SocketAddrV4,
     pub(super) batch: RecvBatch,
 }
 
 impl GroupReceiver {
     /// Binds to `group` and joins it on the interface of `interface` (the
-    /// worker's data address; unspecified: the kernel's choice), with GRO if
-    /// `gro`, `recv_batch` messages per receive call and a receive buffer
-    /// of `buffer` bytes.
+    /// worker's data address; unspecified: the kernel's choice), with the
+    /// data socket's buffer size, batch size and GRO setting.
     pub fn join(
         group: SocketAddrV4,
         interface: Ipv4Addr,
-        gro: bool,
-        recv_batch: usize,
-        buffer: usize,
+        options: &TransportOptions,
         max_datagram: usize,
     ) -> io::Result<GroupReceiver> {
         if !group.ip().is_multicast() {
@@ -52,23 +49,13 @@ impl GroupReceiver {
         socket.join_multicast_v4(group.ip(), &interface)?;
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
-        set_receive_buffer(fd, buffer)?;
-        let gro = gro && udp_batch::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
-        let buf_size = if gro {
-            GRO_BUFFER
-        } else {
-            max_datagram.clamp(64, PLAIN_BUFFER)
-        };
+        set_receive_buffer(fd, options.socket_buffer)?;
+        let gro =
+            options.gro && udp_batch::set_int_opt(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         Ok(GroupReceiver {
             socket: socket.into(),
-            group,
-            batch: RecvBatch::new(recv_batch, buf_size),
+            batch: RecvBatch::new(options.recv_batch, receive_buffer_size(gro, max_datagram)),
         })
-    }
-
-    /// The group and port joined.
-    pub fn group(&self) -> SocketAddrV4 {
-        self.group
     }
 }
 

@@ -140,7 +140,7 @@ impl UdpTransport {
                 ))
             }
         };
-        let buf_size = if gro { GRO_BUFFER } else { PLAIN_BUFFER };
+        let buf_size = receive_buffer_size(gro, PLAIN_BUFFER);
         Ok(UdpTransport {
             recv: RecvBatch::new(options.recv_batch, buf_size),
             group: None,
@@ -172,7 +172,8 @@ impl UdpTransport {
         self.socket.connect(peer)?;
         self.peer = Some(peer);
         if !self.gro {
-            self.recv = RecvBatch::new(self.options.recv_batch, max_datagram.max(64));
+            let size = receive_buffer_size(false, max_datagram);
+            self.recv = RecvBatch::new(self.options.recv_batch, size);
         }
         Ok(())
     }
@@ -186,20 +187,14 @@ impl UdpTransport {
     /// switch's results, see [`GroupReceiver`]), joined on the interface of
     /// this transport's address.
     pub fn join_group(&mut self, group: SocketAddrV4, max_datagram: usize) -> io::Result<()> {
+        let interface = *self.local.ip();
         self.group = Some(GroupReceiver::join(
             group,
-            *self.local.ip(),
-            self.options.gro,
-            self.options.recv_batch,
-            self.options.socket_buffer,
+            interface,
+            &self.options,
             max_datagram,
         )?);
         Ok(())
-    }
-
-    /// The multicast group joined, if any.
-    pub fn group(&self) -> Option<SocketAddrV4> {
-        self.group.as_ref().map(GroupReceiver::group)
     }
 
     /// Whether sends are merged into GSO messages (false after a fallback).
@@ -425,6 +420,16 @@ fn receive(
     }
     stats.datagrams_received += count as u64;
     Ok(count)
+}
+
+/// Bytes per receive buffer: a whole GRO run, or one datagram of at most
+/// `max_datagram` bytes.
+pub(super) fn receive_buffer_size(gro: bool, max_datagram: usize) -> usize {
+    if gro {
+        GRO_BUFFER
+    } else {
+        max_datagram.clamp(64, PLAIN_BUFFER)
+    }
 }
 
 /// Sizes the receive buffer of `fd` (see [`TransportOptions::socket_buffer`]);

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -227,51 +226,56 @@ pub fn run_workers(
         .map(|c| (drain(c.stdout.take()), drain(c.stderr.take())))
         .collect();
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
-    let mut timed_out = false;
-    while statuses.iter().any(Option::is_none) {
+    let mut killed = Vec::new();
+    loop {
         for (status, child) in statuses.iter_mut().zip(&mut children) {
             if status.is_none() {
                 *status = child.try_wait()?;
             }
         }
-        if limit.is_some_and(|l| started.elapsed() > l) && statuses.iter().any(Option::is_none) {
-            timed_out = true;
-            for ((status, child), w) in statuses.iter_mut().zip(&mut children).zip(&topo.workers) {
+        if statuses.iter().all(Option::is_some) {
+            break;
+        }
+        if limit.is_some_and(|l| started.elapsed() > l) {
+            for (rank, (status, child)) in statuses.iter_mut().zip(&mut children).enumerate() {
                 if status.is_none() {
                     // Everything in the worker's namespace is the worker's:
                     // what it started would otherwise keep its pipes open.
                     let _ = child.kill();
-                    kill_netns_processes(&w.netns);
+                    kill_netns_processes(&topo.workers[rank].netns);
                     *status = Some(child.wait()?);
+                    killed.push(rank);
                 }
             }
+            break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut outputs = Vec::new();
-    let mut stuck = Vec::new();
-    for (rank, ((stdout, stderr), status)) in pipes.into_iter().zip(statuses).enumerate() {
-        let status = status.expect("every worker has ended");
-        let output = Output {
-            status,
+    let outputs: Vec<Output> = pipes
+        .into_iter()
+        .zip(statuses)
+        .map(|((stdout, stderr), status)| Output {
+            status: status.expect("every worker has ended"),
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
-        };
-        if timed_out && status.signal() == Some(libc::SIGKILL) {
-            let text = String::from_utf8_lossy(&output.stderr);
-            let tail: Vec<&str> = text.lines().rev().take(3).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            stuck.push(format!("rank {rank}: {}", tail.join(" / ")));
-        }
-        outputs.push(output);
+        })
+        .collect();
+    if killed.is_empty() {
+        return Ok(outputs);
     }
-    if timed_out {
-        return Err(TopoError::Timeout {
-            limit: limit.unwrap_or_default(),
-            stuck,
-        });
-    }
-    Ok(outputs)
+    let stuck = killed
+        .into_iter()
+        .map(|rank| {
+            let text = String::from_utf8_lossy(&outputs[rank].stderr);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(3)..];
+            format!("rank {rank}: {}", tail.join(" / "))
+        })
+        .collect();
+    Err(TopoError::Timeout {
+        limit: limit.unwrap_or_default(),
+        stuck,
+    })
 }
 
 /// Reads a pipe to its end on a thread of its own.
