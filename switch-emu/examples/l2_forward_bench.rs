@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use switch_emu::core::{Config, SwitchCore};
+use switch_emu::l2::offload::Offload;
 use switch_emu::l2::port::{Port, PortOptions, RxMode};
 use switch_emu::l2::run::{serve_loop, DriverOptions, L2Driver};
 use switch_emu::topo;
@@ -135,7 +136,7 @@ fn main() {
         f[6..12].copy_from_slice(&p.mac());
         f[12] = 0x88;
         f[13] = 0xb5;
-        let batch: Vec<&[u8]> = (0..64).map(|_| &f[..]).collect();
+        let batch: Vec<(Offload, &[u8])> = (0..64).map(|_| (Offload::NONE, &f[..])).collect();
         let start = Instant::now();
         let mut sent = 0;
         while sent < frames {

@@ -2,7 +2,8 @@
 //! (the binary, flags as `topo run` passes them): 16 MiB of float32 and of
 //! int32 per worker, verified on every worker (int32 exact, float32
 //! bit-identical across workers and within the quantizer's bound of the
-//! f64 sum); then the same with 5% random loss on every link in both
+//! f64 sum), with offloads on (GSO runs cross the switch as super-frames);
+//! then the same with 5% random loss on every link in both
 //! directions (nftables), where retransmissions must happen and results
 //! stay exact; and the same job with the switch namespace's kernel bridge
 //! forwarding and switch-emu's UDP driver aggregating (GSO/GRO through the
@@ -204,6 +205,13 @@ fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
     assert!(status.driver["agg_in"] >= 2 * (N / usize::from(ELEMS)) as u64 * WORLD as u64);
+    // Offloads stay on: the workers' GSO runs reach the switch as
+    // super-frames, and results leave in runs to each worker.
+    let d = &status.driver;
+    assert!(
+        d["super_frames_in"] > 0 && d["tx_super_frames"] > 0 && d["rx_frames"] < d["agg_in"],
+        "{d:?}"
+    );
 }
 
 #[test]

@@ -111,7 +111,10 @@ fn ping_and_tcp_cross_the_l2_switch() {
     stop.store(true, Ordering::Relaxed);
     let counters = switch.join().unwrap();
     eprintln!("{counters:?}");
-    assert!(counters.unicast_forwarded > 700, "{counters:?}");
+    // 1 MiB of TCP crossed in frames of at most 64 KiB: with offloads on,
+    // TSO super-frames cross whole (their partial checksums finished by the
+    // receiving kernel, or the data above would differ).
+    assert!(counters.unicast_forwarded >= 16, "{counters:?}");
     assert!(
         counters.arp_replies >= 1 && counters.icmp_replies >= 2,
         "{counters:?}"

@@ -25,7 +25,7 @@ from mininet.log import setLogLevel  # noqa: E402
 from mininet.net import Mininet  # noqa: E402
 from mininet.topo import Topo  # noqa: E402
 
-from ina_switch import InaSwitch, offloads_off  # noqa: E402
+from ina_switch import InaSwitch  # noqa: E402
 
 SWITCH_IP = '10.0.0.254'
 CONTROL_PORT = 48865
@@ -75,8 +75,6 @@ def main():
     ok = False
     try:
         net.start()
-        for host in net.hosts:
-            offloads_off(host, host.defaultIntf())
         if not wait_ready(net.hosts[0]):
             print('switch-emu did not come up; see /tmp/ina-switch-%s.log' % net.switches[0].name)
             return 1

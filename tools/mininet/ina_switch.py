@@ -6,17 +6,12 @@ in its own network namespace (inNamespace=True) so that its CPU port (the
 adds nothing to the root namespace. Works with Debian's mininet under
 /usr/bin/python3 and needs no OpenFlow controller (controller=None).
 
-Hosts attached to it must turn off transmit checksum offload and TSO/GSO
-(`ethtool -K IFACE tx off tso off gso off`, see `offloads_off`): the switch
-copies frames through user space, which does not complete checksums.
+Hosts attached to it keep their offloads (TSO/GSO, checksum): the switch's
+ports exchange each frame's offload header with the kernel, so super-frames
+and partial checksums cross it intact.
 """
 
 from mininet.node import Switch
-
-
-def offloads_off(node, intf):
-    "Full checksums and no super-frames on a kernel interface facing the switch."
-    node.cmd('ethtool -K', intf, 'tx off tso off gso off')
 
 
 class InaSwitch(Switch):
@@ -42,7 +37,6 @@ class InaSwitch(Switch):
         self.cmd('ip addr add %s/%d dev ctl' % (self.switch_ip, self.prefix))
         self.cmd('ip link set ctl up')
         self.cmd('ip link set pctl up')
-        offloads_off(self, 'ctl')
         args = [self.binary, 'serve']
         for port in ports + ['pctl']:
             args += ['--port', port]

@@ -15,6 +15,7 @@ use smoltcp::wire::{
     EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
+use super::offload::Offload;
 use super::table::{MacTable, NeighborTable};
 use crate::core::{SwitchCore, Verdict};
 
@@ -76,7 +77,10 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct TxFrames {
     buf: Vec<u8>,
-    frames: Vec<(Range<usize>, PortMask)>,
+    /// Each frame, its ports, and whether it is a result (a plain UDP frame
+    /// that a driver may merge with the next results to the same worker
+    /// into one GSO super-frame).
+    frames: Vec<(Range<usize>, PortMask, bool)>,
 }
 
 impl TxFrames {
@@ -95,14 +99,18 @@ impl TxFrames {
     }
     /// The queued frames with the ports each must leave on.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], PortMask)> {
+        self.iter_tagged().map(|(frame, ports, _)| (frame, ports))
+    }
+    /// [`TxFrames::iter`], with whether each frame is a result.
+    pub fn iter_tagged(&self) -> impl Iterator<Item = (&[u8], PortMask, bool)> {
         self.frames
             .iter()
-            .map(|(range, ports)| (&self.buf[range.clone()], *ports))
+            .map(|(range, ports, result)| (&self.buf[range.clone()], *ports, *result))
     }
-    fn push_with(&mut self, ports: PortMask, write: impl FnOnce(&mut Vec<u8>)) {
+    fn push_with(&mut self, ports: PortMask, result: bool, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.buf.len();
         write(&mut self.buf);
-        self.frames.push((start..self.buf.len(), ports));
+        self.frames.push((start..self.buf.len(), ports, result));
     }
 }
 
@@ -123,6 +131,9 @@ pub struct L2Counters {
     pub icmp_replies: u64,
     /// Aggregation datagrams handed to the core.
     pub agg_in: u64,
+    /// UDP GSO super-frames among the frames received (their datagrams
+    /// count one by one in `agg_in`).
+    pub super_frames_in: u64,
     /// Result frames sent to workers.
     pub agg_out: u64,
     /// Results for a worker whose MAC is unknown (flooded with a broadcast MAC).
@@ -189,13 +200,29 @@ impl L2Switch {
         PortMask(self.all_ports().0 & !PortMask::one(port).0)
     }
 
-    /// Handles one frame received on `in_port` at `now`. Frames the switch
-    /// originates are appended to `tx`; the returned decision says where the
-    /// received frame itself goes.
+    /// Handles one plain frame (no offload header) received on `in_port`
+    /// at `now`: [`L2Switch::handle_offloaded`] with [`Offload::NONE`].
     pub fn handle_frame(
         &mut self,
         now: Instant,
         in_port: usize,
+        frame: &[u8],
+        core: &mut SwitchCore,
+        tx: &mut TxFrames,
+    ) -> Decision {
+        self.handle_offloaded(now, in_port, Offload::NONE, frame, core, tx)
+    }
+
+    /// Handles one frame received on `in_port` at `now` with its offload
+    /// header. Frames the switch originates are appended to `tx`; the
+    /// returned decision says where the received frame itself goes (with
+    /// its offload header unchanged). A UDP super-frame to the switch is
+    /// aggregated datagram by datagram.
+    pub fn handle_offloaded(
+        &mut self,
+        now: Instant,
+        in_port: usize,
+        offload: Offload,
         frame: &[u8],
         core: &mut SwitchCore,
         tx: &mut TxFrames,
@@ -227,7 +254,7 @@ impl L2Switch {
                         && (to_me || dst.is_broadcast() || dst.is_multicast())
                     {
                         self.neighbors.learn(ip.src_addr(), src.0, now);
-                        if self.handle_local_ipv4(now, in_port, frame, core, tx) {
+                        if self.handle_local_ipv4(now, in_port, offload, frame, core, tx) {
                             return Decision::Consumed;
                         }
                         if !to_me {
@@ -325,7 +352,7 @@ impl L2Switch {
                 dst_addr: source_hardware_addr,
                 ethertype: EthernetProtocol::Arp,
             };
-            tx.push_with(PortMask::one(in_port), |buf| {
+            tx.push_with(PortMask::one(in_port), false, |buf| {
                 let start = buf.len();
                 buf.resize(start + eth.buffer_len() + reply.buffer_len(), 0);
                 let mut frame = EthernetFrame::new_unchecked(&mut buf[start..]);
@@ -343,32 +370,54 @@ impl L2Switch {
         &mut self,
         now: Instant,
         in_port: usize,
+        offload: Offload,
         frame: &[u8],
         core: &mut SwitchCore,
         tx: &mut TxFrames,
     ) -> bool {
-        // As on Tofino, the UDP checksum is not verified (no pass over the payload).
+        // As on Tofino, the UDP checksum is not verified (no pass over the
+        // payload; a super-frame's holds only the pseudo-header sum anyway).
         if let Ok(udp) = parse_udp_no_checksum(frame) {
             if udp.dst.port != UDP_PORT {
                 return false;
             }
-            self.counters.agg_in += 1;
             let src = SocketAddrV4::new(udp.src.ip, udp.src.port);
-            self.result.clear();
-            match core.handle_packet(now, src, udp.payload, &mut self.result) {
-                Verdict::Multicast { job } => {
-                    let members: Vec<SocketAddrV4> =
-                        core.members(job).map(<[_]>::to_vec).unwrap_or_default();
-                    for member in members {
-                        self.send_result(now, member, tx);
+            match offload.udp_segment_size() {
+                Some(size) => {
+                    self.counters.super_frames_in += 1;
+                    for datagram in udp.payload.chunks(size) {
+                        self.aggregate(now, src, datagram, core, tx);
                     }
                 }
-                Verdict::Unicast { to } => self.send_result(now, to, tx),
-                Verdict::Absorbed | Verdict::Drop(_) => {}
+                None => self.aggregate(now, src, udp.payload, core, tx),
             }
             return true;
         }
-        self.answer_echo(frame, in_port, tx).is_some()
+        offload.gso_type == 0 && self.answer_echo(frame, in_port, tx).is_some()
+    }
+
+    /// One aggregation datagram from `src` through the core; its results out.
+    fn aggregate(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        datagram: &[u8],
+        core: &mut SwitchCore,
+        tx: &mut TxFrames,
+    ) {
+        self.counters.agg_in += 1;
+        self.result.clear();
+        match core.handle_packet(now, src, datagram, &mut self.result) {
+            Verdict::Multicast { job } => {
+                let members: Vec<SocketAddrV4> =
+                    core.members(job).map(<[_]>::to_vec).unwrap_or_default();
+                for member in members {
+                    self.send_result(now, member, tx);
+                }
+            }
+            Verdict::Unicast { to } => self.send_result(now, to, tx),
+            Verdict::Absorbed | Verdict::Drop(_) => {}
+        }
     }
 
     /// Emits the result in `self.result` to `to`, out of the port its MAC was
@@ -397,7 +446,9 @@ impl L2Switch {
             port: to.port(),
         };
         let payload = &self.result;
-        tx.push_with(ports, |buf| emit_udp_no_checksum(src, dst, payload, buf));
+        tx.push_with(ports, true, |buf| {
+            emit_udp_no_checksum(src, dst, payload, buf)
+        });
         self.counters.agg_out += 1;
     }
 
@@ -436,7 +487,7 @@ impl L2Switch {
             dst_addr: eth.src_addr(),
             ethertype: EthernetProtocol::Ipv4,
         };
-        tx.push_with(PortMask::one(in_port), |buf| {
+        tx.push_with(PortMask::one(in_port), false, |buf| {
             let start = buf.len();
             let len = reply_eth.buffer_len() + reply_ip.buffer_len() + reply.buffer_len();
             buf.resize(start + len, 0);

@@ -382,3 +382,70 @@ fn unserved_traffic_for_the_switch_goes_to_the_cpu_port() {
     assert_eq!(tx.len(), 1);
     assert_eq!(sw.counters().to_cpu, 2);
 }
+
+#[test]
+fn a_super_frame_of_contributions_is_aggregated_datagram_by_datagram() {
+    let (mut sw, mut core, mut tx, now) = switch(3);
+    install(&mut core, &[1, 2]);
+    for (port, n) in [(0usize, 1u8), (2, 2)] {
+        let req = arp(ArpOperation::Request, mac(n), ip(n), [0xff; 6], SW_IP);
+        sw.handle_frame(now, port, &req, &mut core, &mut tx);
+    }
+    tx.clear();
+    // Each worker's three slots in one UDP GSO super-frame, as a worker's
+    // kernel hands a GSO send to the switch's port with offloads on.
+    let super_frame = |n: u8, rank: u16| {
+        let datagrams: Vec<Vec<u8>> = (0..3u16)
+            .map(|slot| {
+                let mut c = contribution(rank, &[i32::from(slot) + 1, 100 * i32::from(n)]);
+                let mut p = Packet::new_checked(&mut c[..]).unwrap();
+                p.set_slot(slot);
+                p.set_seq(u32::from(slot));
+                c
+            })
+            .collect();
+        let mut f = udp_frame(worker(n), switch_endpoint(), &datagrams[0]);
+        for d in &datagrams[1..] {
+            f.extend_from_slice(d);
+        }
+        // Its IPv4 and UDP lengths cover the whole run, as the kernel writes them.
+        let (ip_len, udp_len) = ((f.len() - 14) as u16, (f.len() - 34) as u16);
+        f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut f[14..]).fill_checksum();
+        f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+        let offload = Offload {
+            flags: super::super::offload::NEEDS_CSUM,
+            gso_type: super::super::offload::GSO_UDP_L4,
+            hdr_len: 42,
+            gso_size: datagrams[0].len() as u16,
+            csum_start: 34,
+            csum_offset: 6,
+        };
+        (offload, f)
+    };
+    let (offload, f1) = super_frame(1, 0);
+    assert_eq!(
+        sw.handle_offloaded(now, 0, offload, &f1, &mut core, &mut tx),
+        Decision::Consumed
+    );
+    assert!(tx.is_empty());
+    let (offload, f2) = super_frame(2, 1);
+    sw.handle_offloaded(now, 2, offload, &f2, &mut core, &mut tx);
+    assert_eq!(
+        (sw.counters().agg_in, sw.counters().super_frames_in),
+        (6, 2)
+    );
+    // Three results to each worker, each a result frame a driver may merge.
+    let frames: Vec<_> = tx.iter_tagged().collect();
+    assert_eq!(frames.len(), 6);
+    for (k, (bytes, ports, result)) in frames.into_iter().enumerate() {
+        let slot = (k / 2) as u16;
+        assert!(result);
+        assert_eq!(ports, PortMask::one(if k % 2 == 0 { 0 } else { 2 }));
+        let udp = parse_udp(bytes).unwrap();
+        let pkt = Packet::new_checked(udp.payload).unwrap();
+        assert_eq!(pkt.slot(), slot);
+        let sums: Vec<i32> = (0..2).map(|i| pkt.element(i).unwrap()).collect();
+        assert_eq!(sums, vec![2 * (i32::from(slot) + 1), 300]);
+    }
+}

@@ -5,11 +5,13 @@
 //!   own IP, aggregation frames handed to the one [`crate::core::SwitchCore`]).
 //! - [`table`]: the MAC and neighbour tables it keeps.
 //! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
+//! - [`offload`]: the offload header of every frame on a port, UDP GSO super-frames.
 //! - [`run`]: the event loop tying ports, the core and a [`run::Companion`] together.
 //! - [`serve`]: `switch-emu serve` in L2 mode (the control plane as companion).
 
 pub mod cli;
 pub mod logic;
+pub mod offload;
 pub mod port;
 pub mod run;
 pub mod serve;

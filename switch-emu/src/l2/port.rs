@@ -2,13 +2,17 @@
 //!
 //! Receive uses either a TPACKET_V3 ring (frames land in shared memory,
 //! one `poll` per block of frames) or plain `recv` per frame; send is
-//! batched with `sendmmsg`. Interface discovery is `if_nametoindex` and
+//! batched with `sendmmsg`. Every frame crosses the socket with its
+//! offload header (`PACKET_VNET_HDR`, [`super::offload`]), so it may be a
+//! GSO super-frame or carry a partial checksum. Interface discovery is `if_nametoindex` and
 //! `SIOCGIFHWADDR` (pnet is not needed for two values).
 //! The measured comparison of the two receive paths is in [`super::run`].
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+
+use super::offload::Offload;
 
 /// How a port receives frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,22 +56,29 @@ impl Default for PortOptions {
 /// Receive ring bytes per port when the block count is automatic.
 pub const RING_BYTES: u32 = 16 << 20;
 
-/// The ring block size for an interface MTU: the smallest power of two (at
-/// least a page) that holds one maximal frame with its TPACKET_V3 headers.
+/// The ring block size for frames of up to `mtu` bytes of IP packet: the
+/// smallest power of two (at least a page) that holds one maximal frame
+/// with its TPACKET_V3 and offload headers. Ports take super-frames of up
+/// to 64 KiB whatever the MTU, so [`Port::open`] asks for [`MAX_SUPER_FRAME`].
 /// A TPACKET_V3 block reaches user space only when it is full (the next
 /// frame does not fit) or its retire timeout (1 ms at least) fires, so small
 /// blocks keep the latency low when a window of packets drains; a block
 /// smaller than the frame truncates it (8 KiB blocks cut 9000-byte frames,
 /// which the switch then dropped as malformed).
 pub fn auto_block_size(mtu: u32) -> u32 {
-    // Ethernet + VLAN header, tpacket3_hdr and sockaddr_ll padding, block descriptor.
-    let need = mtu + 18 + 96 + 64;
+    // Ethernet + VLAN header, tpacket3_hdr and sockaddr_ll padding, offload
+    // header, block descriptor.
+    let need = mtu + 18 + 96 + Offload::LEN as u32 + 64;
     need.next_power_of_two().max(4096)
 }
 
-/// Largest frame the copy path receives: the emulator's largest MTU (the
-/// largest a veth takes) plus an Ethernet header with a VLAN tag.
-const MAX_FRAME: usize = crate::core::Config::MAX_MTU + 18;
+/// Largest IP packet a port receives: a GSO super-frame's (its IPv4 total
+/// length is 16 bits), which is also the emulator's largest MTU.
+pub const MAX_SUPER_FRAME: u32 = u16::MAX as u32;
+
+/// Largest frame the copy path receives, with its offload header: the
+/// largest IP packet plus an Ethernet header with a VLAN tag.
+const MAX_FRAME: usize = Offload::LEN + MAX_SUPER_FRAME as usize + 18;
 
 /// A bound AF_PACKET socket.
 #[derive(Debug)]
@@ -208,6 +219,14 @@ impl Port {
             libc::PACKET_IGNORE_OUTGOING,
             &one,
         )?;
+        // Before the ring: the kernel refuses the option once a ring exists.
+        set_opt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_VNET_HDR,
+            &one,
+        )
+        .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR: {e}")))?;
         if opts.qdisc_bypass {
             set_opt(
                 fd.as_raw_fd(),
@@ -232,7 +251,8 @@ impl Port {
         let mac = interface_mac(fd.as_raw_fd(), name)?;
         let mut opts = opts;
         if opts.block_size == 0 {
-            opts.block_size = auto_block_size(interface_mtu(fd.as_raw_fd(), name)?);
+            let mtu = interface_mtu(fd.as_raw_fd(), name)?;
+            opts.block_size = auto_block_size(mtu.max(MAX_SUPER_FRAME));
         }
         if opts.block_count == 0 {
             opts.block_count = (RING_BYTES / opts.block_size).max(8);
@@ -279,10 +299,15 @@ impl Port {
         self.fd.as_raw_fd()
     }
 
-    /// Hands every frame that is ready (up to about `budget`) to `f`.
-    /// Returns the number of frames; 0 when nothing was waiting.
+    /// Hands every frame that is ready (up to about `budget`) to `f`, with
+    /// its offload header. Returns the number of frames; 0 when nothing was
+    /// waiting.
     #[allow(unsafe_code)]
-    pub fn recv_batch(&mut self, budget: usize, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
+    pub fn recv_batch(
+        &mut self,
+        budget: usize,
+        mut f: impl FnMut(Offload, &[u8]),
+    ) -> io::Result<usize> {
         if let Some(ring) = self.ring.as_mut() {
             return Ok(ring.drain(budget, &mut f));
         }
@@ -305,25 +330,38 @@ impl Port {
                 return Err(err);
             }
             let len = (got as usize).min(self.buf.len());
-            f(&self.buf[..len]);
+            if let Some((head, frame)) = self.buf[..len].split_first_chunk::<{ Offload::LEN }>() {
+                f(Offload::parse(head), frame);
+            }
             n += 1;
         }
         Ok(n)
     }
 
-    /// Sends `frames` with as few `sendmmsg` calls as possible. Frames the
-    /// kernel refuses (full buffers) are counted in `tx_dropped`, not retried:
-    /// the aggregation protocol and TCP recover from loss.
+    /// Sends `frames`, each after its offload header, with as few
+    /// `sendmmsg` calls as possible. Frames the kernel refuses (full
+    /// buffers) are counted in `tx_dropped`, not retried: the aggregation
+    /// protocol and TCP recover from loss.
     #[allow(unsafe_code)]
-    pub fn send_batch(&mut self, frames: &[&[u8]]) -> io::Result<usize> {
+    pub fn send_batch(&mut self, frames: &[(Offload, &[u8])]) -> io::Result<usize> {
         const CHUNK: usize = 64;
         let mut sent = 0;
         for chunk in frames.chunks(CHUNK) {
-            let mut iovs: Vec<libc::iovec> = chunk
+            let heads: Vec<[u8; Offload::LEN]> = chunk.iter().map(|(h, _)| h.to_bytes()).collect();
+            let mut iovs: Vec<[libc::iovec; 2]> = chunk
                 .iter()
-                .map(|f| libc::iovec {
-                    iov_base: f.as_ptr() as *mut libc::c_void,
-                    iov_len: f.len(),
+                .zip(&heads)
+                .map(|((_, f), head)| {
+                    [
+                        libc::iovec {
+                            iov_base: head.as_ptr() as *mut libc::c_void,
+                            iov_len: head.len(),
+                        },
+                        libc::iovec {
+                            iov_base: f.as_ptr() as *mut libc::c_void,
+                            iov_len: f.len(),
+                        },
+                    ]
                 })
                 .collect();
             // SAFETY: mmsghdr is plain data; zeroed is valid (no name, no control).
@@ -331,15 +369,16 @@ impl Port {
                 .iter_mut()
                 .map(|iov| {
                     let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_iov = iov;
-                    m.msg_hdr.msg_iovlen = 1;
+                    m.msg_hdr.msg_iov = iov.as_mut_ptr();
+                    m.msg_hdr.msg_iovlen = 2;
                     m
                 })
                 .collect();
             let mut done = 0;
             while done < msgs.len() {
-                // SAFETY: every mmsghdr points at an iovec that points at a frame
-                // borrowed for this call; the vectors outlive the call.
+                // SAFETY: every mmsghdr points at two iovecs that point at an
+                // offload header and a frame borrowed for this call; the
+                // vectors outlive the call.
                 let ret = unsafe {
                     libc::sendmmsg(
                         self.fd.as_raw_fd(),
@@ -429,7 +468,7 @@ impl Ring {
     /// Reads every block the kernel has handed over (stopping once `budget`
     /// frames were seen) and returns each block to the kernel.
     #[allow(unsafe_code)]
-    fn drain(&mut self, budget: usize, f: &mut impl FnMut(&[u8])) -> usize {
+    fn drain(&mut self, budget: usize, f: &mut impl FnMut(Offload, &[u8])) -> usize {
         let mut frames = 0;
         while frames < budget {
             // SAFETY: `next < block_count`, so the block lies inside the mapping.
@@ -459,10 +498,17 @@ impl Ring {
                 let hdr = unsafe { &*block.add(offset).cast::<libc::tpacket3_hdr>() };
                 let start = offset + usize::from(hdr.tp_mac);
                 let len = hdr.tp_snaplen as usize;
-                if start + len <= self.block_size {
-                    // SAFETY: the frame bytes lie inside the block, which user space owns.
-                    let data = unsafe { std::slice::from_raw_parts(block.add(start), len) };
-                    f(data);
+                // The kernel writes the offload header just before the frame.
+                if start >= offset + Offload::LEN && start + len <= self.block_size {
+                    // SAFETY: the header and frame bytes lie inside the block,
+                    // which user space owns.
+                    let (head, data) = unsafe {
+                        (
+                            &*block.add(start - Offload::LEN).cast::<[u8; Offload::LEN]>(),
+                            std::slice::from_raw_parts(block.add(start), len),
+                        )
+                    };
+                    f(Offload::parse(head), data);
                 }
                 frames += 1;
                 if hdr.tp_next_offset == 0 {
@@ -502,9 +548,10 @@ mod tests {
     fn block_size_fits_one_frame() {
         assert_eq!(auto_block_size(1500), 4096);
         assert_eq!(auto_block_size(9000), 16384);
-        for mtu in [576, 1500, 4000, 9000, 16000] {
+        assert_eq!(auto_block_size(MAX_SUPER_FRAME), 128 << 10);
+        for mtu in [576, 1500, 4000, 9000, 16000, MAX_SUPER_FRAME] {
             let b = auto_block_size(mtu);
-            assert!(b.is_power_of_two() && b >= 4096 && b >= mtu + 178);
+            assert!(b.is_power_of_two() && b >= 4096 && b >= mtu + 188);
         }
     }
 }

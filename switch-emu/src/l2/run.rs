@@ -20,19 +20,30 @@
 //! The ring is the default ([`super::port::RxMode::Ring`]): it forwards
 //! more and drops less at the same CPU. Its cost is latency at low load: a
 //! partly filled block is handed over only when its retire timer (1 ms)
-//! fires, so a lone ping sees 1-2 ms RTT through the switch. The default
-//! block size now follows the port MTU ([`super::port::auto_block_size`]:
-//! 4 KiB at MTU 1500, 16 KiB at 9000, one maximal frame per block, 16 MiB
-//! per port); the fixed 8 KiB blocks measured above truncated jumbo frames.
-//! The table was not re-measured with the new default; the allreduce
-//! figures in BENCHMARKS.md ("Emulated cluster") were measured with it.
+//! fires, so a lone ping sees 1-2 ms RTT through the switch. Blocks are
+//! 128 KiB ([`super::port::auto_block_size`] of a 64 KiB super-frame, 16 MiB
+//! per port): with offloads on (every frame's offload header crosses the
+//! socket, [`super::offload`]) a frame can be a whole GSO run of up to 64
+//! KiB whatever the MTU; the fixed 8 KiB blocks measured above truncated
+//! jumbo frames. The table was measured with plain frames (offloads off on
+//! the workers); the allreduce figures in BENCHMARKS.md ("Emulated cluster")
+//! say which they used.
+//!
+//! # Send path
+//! Frames leave in one `sendmmsg` per port per round. Results to one worker
+//! staged in a row with payloads of one size are merged into one UDP GSO
+//! super-frame (`Staged::push_result`), which the worker's kernel takes
+//! whole into its GRO socket, as the UDP driver's GSO sends are.
 
 use std::io;
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use packet_format::OUTER_HEADERS_LEN;
+
 use super::logic::{Decision, L2Config, L2Counters, L2Switch, PortMask, TxFrames, MAX_PORTS};
+use super::offload::{finish_udp_run, for_each_datagram, Offload, MAX_RUN_PAYLOAD, MAX_SEGMENTS};
 use super::port::{Port, PortOptions};
 use crate::core::SwitchCore;
 use crate::taps::Taps;
@@ -44,15 +55,92 @@ const RX_BUDGET: usize = 256;
 #[derive(Debug, Default)]
 struct Staged {
     buf: Vec<u8>,
-    frames: Vec<Range<usize>>,
+    frames: Vec<StagedFrame>,
+}
+
+/// A frame staged for a port: its bytes in [`Staged::buf`], its offload
+/// header and, for results, the run of datagrams it holds.
+#[derive(Debug)]
+struct StagedFrame {
+    range: Range<usize>,
+    offload: Offload,
+    run: Option<Run>,
+}
+
+/// Results to one worker merged into one frame: the first datagram's
+/// headers, then `count` payloads of `segment` bytes.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    segment: usize,
+    count: usize,
 }
 
 impl Staged {
-    fn push(&mut self, frame: &[u8]) {
+    fn push(&mut self, offload: Offload, frame: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(frame);
-        self.frames.push(start..self.buf.len());
+        self.frames.push(StagedFrame {
+            range: start..self.buf.len(),
+            offload,
+            run: None,
+        });
     }
+
+    /// A result frame (plain Ethernet/IPv4/UDP, no IP options): joins the
+    /// frame staged last if that is a run of results to the same worker
+    /// whose payloads have this one's size and that has room, so a port
+    /// sends a round of results as one super-frame, as the UDP driver
+    /// sends them with GSO.
+    fn push_result(&mut self, frame: &[u8]) {
+        let Some(payload) = frame.get(OUTER_HEADERS_LEN..) else {
+            return self.push(Offload::NONE, frame);
+        };
+        if let Some(last) = self.frames.last_mut() {
+            let head = &self.buf[last.range.start..];
+            if let Some(run) = last.run.as_mut().filter(|run| {
+                run.segment == payload.len()
+                    && run.count < MAX_SEGMENTS
+                    && (run.count + 1) * run.segment <= MAX_RUN_PAYLOAD
+                    && same_flow(head, frame)
+            }) {
+                self.buf.extend_from_slice(payload);
+                last.range.end = self.buf.len();
+                run.count += 1;
+                return;
+            }
+        }
+        self.push(Offload::NONE, frame);
+        if let Some(last) = self.frames.last_mut() {
+            last.run = Some(Run {
+                segment: payload.len(),
+                count: 1,
+            });
+        }
+    }
+
+    /// Gives every run of more than one datagram its super-frame headers.
+    fn finish_runs(&mut self) {
+        for frame in &mut self.frames {
+            if let Some(run) = frame.run.filter(|run| run.count > 1) {
+                frame.offload = finish_udp_run(&mut self.buf[frame.range.clone()], run.segment);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.frames.clear();
+    }
+}
+
+/// Whether two result frames go between the same endpoints: the same MAC
+/// addresses, IPv4 addresses and UDP ports (the switch writes every other
+/// header field of its results alike).
+fn same_flow(a: &[u8], b: &[u8]) -> bool {
+    a.len() >= OUTER_HEADERS_LEN
+        && b.len() >= OUTER_HEADERS_LEN
+        && a[..12] == b[..12]
+        && a[26..38] == b[26..38]
 }
 
 /// Counters of the driver (the switch logic and the core count the rest).
@@ -60,8 +148,10 @@ impl Staged {
 pub struct DriverCounters {
     /// Frames received, all ports.
     pub rx_frames: u64,
-    /// Frames sent, all ports.
+    /// Frames sent, all ports (a super-frame counts once).
     pub tx_frames: u64,
+    /// Super-frames among them: runs of results to one worker.
+    pub tx_super_frames: u64,
     /// Frames the kernel refused on send (full buffers).
     pub tx_dropped: u64,
 }
@@ -77,6 +167,8 @@ pub struct L2Driver {
     last_expire: Instant,
     /// Capture of every frame received and sent (`--pcap`); off by default.
     capture: Taps,
+    /// Where a super-frame's datagrams are written one by one for the capture.
+    capture_scratch: Vec<u8>,
 }
 
 /// How to open the switch.
@@ -139,6 +231,7 @@ impl L2Driver {
             counters: DriverCounters::default(),
             last_expire: Instant::now(),
             capture: Taps::default(),
+            capture_scratch: Vec::new(),
         })
     }
 
@@ -177,6 +270,7 @@ impl L2Driver {
         [
             ("rx_frames", d.rx_frames),
             ("tx_frames", d.tx_frames),
+            ("tx_super_frames", d.tx_super_frames),
             ("tx_dropped", d.tx_dropped),
             ("frames_in", l.frames_in),
             ("unicast_forwarded", l.unicast_forwarded),
@@ -185,6 +279,7 @@ impl L2Driver {
             ("arp_replies", l.arp_replies),
             ("icmp_replies", l.icmp_replies),
             ("agg_in", l.agg_in),
+            ("super_frames_in", l.super_frames_in),
             ("agg_out", l.agg_out),
             ("agg_out_flooded", l.agg_out_flooded),
             ("malformed", l.malformed),
@@ -210,23 +305,38 @@ impl L2Driver {
     pub fn process(&mut self, now: Instant, core: &mut SwitchCore) -> io::Result<usize> {
         let mut total = 0;
         for index in 0..self.ports.len() {
-            let (switch, staged, originated, capture) = (
+            let (switch, staged, originated, capture, scratch) = (
                 &mut self.switch,
                 &mut self.staged,
                 &mut self.originated,
                 &mut self.capture,
+                &mut self.capture_scratch,
             );
-            total += self.ports[index].recv_batch(RX_BUDGET, |frame| {
-                capture.record_frame(frame);
+            total += self.ports[index].recv_batch(RX_BUDGET, |offload, frame| {
+                record(capture, scratch, offload, frame);
                 if let Decision::Forward(mask) =
-                    switch.handle_frame(now, index, frame, core, originated)
+                    switch.handle_offloaded(now, index, offload, frame, core, originated)
                 {
-                    stage(staged, mask, frame);
+                    for port in mask.iter() {
+                        if let Some(s) = staged.get_mut(port) {
+                            s.push(offload, frame);
+                        }
+                    }
                 }
             })?;
         }
-        for (frame, mask) in self.originated.iter() {
-            stage(&mut self.staged, mask, frame);
+        for (frame, mask, result) in self.originated.iter_tagged() {
+            for port in mask.iter() {
+                if let Some(s) = self.staged.get_mut(port) {
+                    // A result to one known worker may join a run; a flooded
+                    // one (worker MAC unknown) goes alone.
+                    if result && mask == PortMask::one(port) {
+                        s.push_result(frame);
+                    } else {
+                        s.push(Offload::NONE, frame);
+                    }
+                }
+            }
         }
         self.originated.clear();
         self.flush()?;
@@ -243,30 +353,34 @@ impl L2Driver {
             if staged.frames.is_empty() {
                 continue;
             }
-            let frames: Vec<&[u8]> = staged
+            staged.finish_runs();
+            let frames: Vec<(Offload, &[u8])> = staged
                 .frames
                 .iter()
-                .map(|r| &staged.buf[r.clone()])
+                .map(|f| (f.offload, &staged.buf[f.range.clone()]))
                 .collect();
-            for frame in &frames {
-                self.capture.record_frame(frame);
+            for &(offload, frame) in &frames {
+                record(&mut self.capture, &mut self.capture_scratch, offload, frame);
             }
+            self.counters.tx_super_frames += staged
+                .frames
+                .iter()
+                .filter(|f| f.run.is_some_and(|r| r.count > 1))
+                .count() as u64;
             let before = port.tx_dropped;
             let sent = port.send_batch(&frames)?;
             self.counters.tx_frames += sent as u64;
             self.counters.tx_dropped += port.tx_dropped - before;
-            staged.buf.clear();
-            staged.frames.clear();
+            staged.clear();
         }
         Ok(())
     }
 }
 
-fn stage(staged: &mut [Staged], mask: PortMask, frame: &[u8]) {
-    for port in mask.iter() {
-        if let Some(s) = staged.get_mut(port) {
-            s.push(frame);
-        }
+/// Records a frame in the capture, if there is one: a super-frame as its datagrams.
+fn record(capture: &mut Taps, scratch: &mut Vec<u8>, offload: Offload, frame: &[u8]) {
+    if capture.pcap.is_some() {
+        for_each_datagram(offload, frame, scratch, |d| capture.record_frame(d));
     }
 }
 
@@ -332,4 +446,70 @@ pub fn serve_loop(
         deadline = companion.on_wake(Instant::now(), &fds[ports.len()..], driver)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packet_format::frame::{emit_udp_no_checksum, Endpoint};
+
+    fn endpoint(n: u8, port: u16) -> Endpoint {
+        Endpoint {
+            mac: [2, 0, 0, 0, 0, n],
+            ip: [10, 77, 0, n].into(),
+            port,
+        }
+    }
+
+    fn result(to: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        emit_udp_no_checksum(endpoint(254, 47000), endpoint(to, 40000), payload, &mut f);
+        f
+    }
+
+    #[test]
+    fn results_to_one_worker_join_runs() {
+        let mut s = Staged::default();
+        for k in 0..3u8 {
+            s.push_result(&result(1, &[k; 100]));
+        }
+        // Another size, another worker and a forwarded frame each start anew.
+        s.push_result(&result(1, &[9; 60]));
+        s.push_result(&result(2, &[8; 60]));
+        s.push(Offload::NONE, &result(2, &[7; 60]));
+        s.push_result(&result(2, &[6; 60]));
+        let counts: Vec<usize> = s
+            .frames
+            .iter()
+            .map(|f| f.run.map_or(0, |r| r.count))
+            .collect();
+        assert_eq!(counts, [3, 1, 1, 0, 1]);
+        s.finish_runs();
+        let first = &s.frames[0];
+        assert_eq!(first.offload.udp_segment_size(), Some(100));
+        let bytes = &s.buf[first.range.clone()];
+        assert_eq!(bytes.len(), OUTER_HEADERS_LEN + 300);
+        assert_eq!(
+            &bytes[OUTER_HEADERS_LEN + 100..OUTER_HEADERS_LEN + 200],
+            &[1; 100]
+        );
+        // A lone result stays a plain frame (UDP checksum none).
+        assert!(s.frames[1..].iter().all(|f| f.offload == Offload::NONE));
+    }
+
+    #[test]
+    fn runs_stop_at_the_segment_and_length_limits() {
+        let mut s = Staged::default();
+        for _ in 0..MAX_SEGMENTS + 1 {
+            s.push_result(&result(1, &[0; 16]));
+        }
+        let counts: Vec<usize> = s.frames.iter().map(|f| f.run.unwrap().count).collect();
+        assert_eq!(counts, [MAX_SEGMENTS, 1]);
+        let mut s = Staged::default();
+        for _ in 0..3 {
+            s.push_result(&result(1, &vec![0; 30_000]));
+        }
+        let counts: Vec<usize> = s.frames.iter().map(|f| f.run.unwrap().count).collect();
+        assert_eq!(counts, [2, 1]);
+    }
 }

@@ -1,6 +1,6 @@
 //! Emulated clusters on one machine: a network namespace per worker and one
-//! for the switch, joined by veth links, built by shelling out to `ip`, `tc`,
-//! `nft` and `ethtool` (root only).
+//! for the switch, joined by veth links, built by shelling out to `ip`, `tc`
+//! and `nft` (root only).
 //!
 //! Layout of topology `NAME` with `N` workers, subnet `10.77.X.0/24` (`X`
 //! derived from the name, so captures of different topologies differ):
@@ -10,12 +10,12 @@
 //!   control plane) and whose `pctl` end is the switch's CPU port;
 //! - namespace `NAME-wK`: interface `eth0`, address `10.77.X.(K+1)`.
 //!
-//! Transmit checksum offload is turned off on every kernel-stack end (`eth0`,
-//! `ctl`): the switch copies frames through user space, and a frame whose
-//! checksum the kernel left for "hardware" would arrive broken (and TSO/GSO
-//! would hand it 64 KiB super-frames). With [`Fabric::KernelBridge`] the
-//! switch namespace's kernel bridges `p0..pN-1` and `pctl` instead, offloads
-//! stay on, and switch-emu serves UDP on `10.77.X.254`.
+//! Offloads (TSO/GSO, checksum) stay on at every kernel-stack end (`eth0`,
+//! `ctl`): the switch's ports exchange each frame's offload header with the
+//! kernel ([`crate::l2::offload`]), so super-frames and partial checksums
+//! cross the switch intact. With [`Fabric::KernelBridge`] the switch
+//! namespace's kernel bridges `p0..pN-1` and `pctl` instead, and switch-emu
+//! serves UDP on `10.77.X.254`.
 //!
 //! Every link gets an optional `tc` tbf rate limit on both ends (both
 //! directions) and an optional random loss (`nft` netdev ingress rule
@@ -304,9 +304,6 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
         sh(&["ip", "-n", &w.netns, "addr", "add", &addr, "dev", &w.iface])?;
         link_setup(sw, &w.switch_port, mtu.as_deref(), spec)?;
         link_setup(&w.netns, &w.iface, mtu.as_deref(), spec)?;
-        if spec.fabric == Fabric::SwitchEmu {
-            offloads_off(&w.netns, &w.iface)?;
-        }
     }
     let (cpu, cpu_port) = (topo.cpu_iface.as_str(), topo.cpu_port.as_str());
     sh(&[
@@ -332,15 +329,12 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
         }
         sh(&["ip", "-n", sw, "link", "set", dev, "up"])?;
     }
-    match spec.fabric {
-        Fabric::SwitchEmu => offloads_off(sw, cpu)?,
-        Fabric::KernelBridge => {
-            sh(&["ip", "-n", sw, "link", "add", BRIDGE, "type", "bridge"])?;
-            for port in topo.switch_ports() {
-                sh(&["ip", "-n", sw, "link", "set", &port, "master", BRIDGE])?;
-            }
-            sh(&["ip", "-n", sw, "link", "set", BRIDGE, "up"])?;
+    if spec.fabric == Fabric::KernelBridge {
+        sh(&["ip", "-n", sw, "link", "add", BRIDGE, "type", "bridge"])?;
+        for port in topo.switch_ports() {
+            sh(&["ip", "-n", sw, "link", "set", &port, "master", BRIDGE])?;
         }
+        sh(&["ip", "-n", sw, "link", "set", BRIDGE, "up"])?;
     }
     Ok(())
 }
@@ -368,13 +362,6 @@ fn link_setup(ns: &str, dev: &str, mtu: Option<&str>, spec: &TopoSpec) -> Result
     }
     sh(&["ip", "-n", ns, "link", "set", dev, "up"])?;
     Ok(())
-}
-
-fn offloads_off(ns: &str, dev: &str) -> Result<(), TopoError> {
-    sh(&[
-        "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off",
-    ])
-    .map(|_| ())
 }
 
 /// Namespaces that look like parts of topology `name` (`NAME-sw`, `NAME-wK`).
