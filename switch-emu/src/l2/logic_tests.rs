@@ -256,16 +256,22 @@ fn answers_icmp_echo_with_valid_checksums() {
     assert_eq!(sw.counters().icmp_replies, 1);
 }
 
-#[test]
-fn aggregation_results_go_to_each_workers_port() {
+/// A 3-port switch with job 7 of workers 1 (port 0) and 2 (port 2), whose
+/// MACs it learned from their ARP requests for the switch.
+fn two_known_workers() -> (L2Switch, SwitchCore, TxFrames, Instant) {
     let (mut sw, mut core, mut tx, now) = switch(3);
     install(&mut core, &[1, 2]);
-    // Workers resolve the switch first: that teaches the switch their MACs.
     for (port, n) in [(0usize, 1u8), (2, 2)] {
         let req = arp(ArpOperation::Request, mac(n), ip(n), [0xff; 6], SW_IP);
         sw.handle_frame(now, port, &req, &mut core, &mut tx);
     }
     tx.clear();
+    (sw, core, tx, now)
+}
+
+#[test]
+fn aggregation_results_go_to_each_workers_port() {
+    let (mut sw, mut core, mut tx, now) = two_known_workers();
     let first = udp_frame(worker(1), switch_endpoint(), &contribution(0, &[1, -2, 3]));
     assert_eq!(
         sw.handle_frame(now, 0, &first, &mut core, &mut tx),
@@ -385,13 +391,7 @@ fn unserved_traffic_for_the_switch_goes_to_the_cpu_port() {
 
 #[test]
 fn a_super_frame_of_contributions_is_aggregated_datagram_by_datagram() {
-    let (mut sw, mut core, mut tx, now) = switch(3);
-    install(&mut core, &[1, 2]);
-    for (port, n) in [(0usize, 1u8), (2, 2)] {
-        let req = arp(ArpOperation::Request, mac(n), ip(n), [0xff; 6], SW_IP);
-        sw.handle_frame(now, port, &req, &mut core, &mut tx);
-    }
-    tx.clear();
+    let (mut sw, mut core, mut tx, now) = two_known_workers();
     // Each worker's three slots in one UDP GSO super-frame, as a worker's
     // kernel hands a GSO send to the switch's port with offloads on.
     let super_frame = |n: u8, rank: u16| {
