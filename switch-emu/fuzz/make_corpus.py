@@ -73,7 +73,8 @@ def csum(data):
     return ~s & 0xFFFF
 
 
-def frame(payload, src_ip=(127, 0, 0, 1), dst_ip=(127, 0, 0, 2), sport=40000, dport=48864):
+def frame(payload, src_ip=(127, 0, 0, 1), dst_ip=(127, 0, 0, 2), sport=40000, dport=48864,
+          eth_dst=(2, 0, 0, 0, 0, 2), eth_src=(2, 0, 0, 0, 0, 1)):
     src, dst = bytes(src_ip), bytes(dst_ip)
     udp_len = 8 + len(payload)
     pseudo = src + dst + struct.pack(">BBH", 0, 17, udp_len)
@@ -82,9 +83,37 @@ def frame(payload, src_ip=(127, 0, 0, 1), dst_ip=(127, 0, 0, 2), sport=40000, dp
     udp = udp[:6] + struct.pack(">H", c) + udp[8:]
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0, 64, 17, 0, src, dst)
     ip = ip[:10] + struct.pack(">H", csum(ip)) + ip[12:]
-    eth = bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]) + b"\x08\x00"
+    eth = bytes(eth_dst) + bytes(eth_src) + b"\x08\x00"
     return eth + ip + udp
 
 
 write("parse_frame", "contribution", frame(contribution(1, 2, 7, 3, 1, [1, -2, 3])), "packet-format")
 write("parse_frame", "result", frame(header(2, 1, 0, 0, 0, 0, 0), sport=48864, dport=40000), "packet-format")
+
+
+# l2_frames: records [port][offload header, 10 bytes LE][len: u16 BE][frame], as
+# the L2 switch's ports hand them over (worker n at 10.77.0.n, port n-1).
+SW = dict(dst_ip=(10, 77, 0, 254), eth_dst=(2, 0xAA, 0, 0, 0, 0xFE), dport=48864)
+UDP_L4 = struct.pack("<BBHHHH", 1, 5, 42, 0, 34, 6)
+
+
+def l2_record(port, offload, data):
+    return struct.pack(">B", port) + offload + struct.pack(">H", len(data)) + data
+
+
+def worker_frame(n, payload):
+    return frame(payload, src_ip=(10, 77, 0, n), sport=40000 + n, eth_src=(2, 0, 0, 0, 0, n), **SW)
+
+
+def super_frame(n, rank):
+    datagrams = [contribution(1, rank, slot, slot, 0, [slot + 1, 100 * n]) for slot in range(3)]
+    offload = UDP_L4[:4] + struct.pack("<H", len(datagrams[0])) + UDP_L4[6:]
+    return l2_record(n - 1, offload, worker_frame(n, b"".join(datagrams)))
+
+
+write("l2_frames", "super_frames_of_both_workers", super_frame(1, 0) + super_frame(2, 1))
+write("l2_frames", "plain_then_super", b"".join([
+    l2_record(0, bytes(10), worker_frame(1, contribution(1, 0, 0, 0, 0, [7, 8]))),
+    l2_record(1, bytes(10), worker_frame(2, contribution(1, 1, 0, 0, 0, [1, 2]))),
+    super_frame(1, 0), super_frame(2, 1),
+]))

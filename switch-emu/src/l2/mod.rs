@@ -6,6 +6,7 @@
 //! - [`table`]: the MAC and neighbour tables it keeps.
 //! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
 //! - [`offload`]: the offload header of every frame on a port, UDP GSO super-frames.
+//! - [`staging`]: a port's frames of one round; results to a worker merged into super-frames.
 //! - [`run`]: the event loop tying ports, the core and a [`run::Companion`] together.
 //! - [`serve`]: `switch-emu serve` in L2 mode (the control plane as companion).
 
@@ -15,6 +16,7 @@ pub mod offload;
 pub mod port;
 pub mod run;
 pub mod serve;
+pub mod staging;
 pub mod table;
 
 pub use logic::{Decision, L2Config, L2Counters, L2Switch, PortMask, TxFrames, MAX_PORTS};

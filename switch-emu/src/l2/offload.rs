@@ -10,6 +10,7 @@
 //! so the receiving kernel finishes them. Without it every datagram crossed
 //! the AF_PACKET socket as its own frame, and the offloads had to be off.
 
+use packet_format::frame::parse_udp_no_checksum;
 use packet_format::OUTER_HEADERS_LEN;
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start + csum_offset`
@@ -137,12 +138,14 @@ pub fn for_each_datagram(
     scratch: &mut Vec<u8>,
     mut f: impl FnMut(&[u8]),
 ) {
-    let segment = offload.udp_segment_size();
-    let (Some(segment), Some(payload), Some(&0x45)) =
-        (segment, frame.get(OUTER_HEADERS_LEN..), frame.get(14))
+    // The payload as the IPv4 and UDP lengths bound it (not the frame's
+    // length, which may include padding), after a 20-byte IPv4 header.
+    let udp = parse_udp_no_checksum(frame).ok();
+    let (Some(segment), Some(udp), Some(&0x45)) = (offload.udp_segment_size(), udp, frame.get(14))
     else {
         return f(frame);
     };
+    let payload = udp.payload;
     for datagram in payload.chunks(segment) {
         scratch.clear();
         scratch.extend_from_slice(&frame[..OUTER_HEADERS_LEN]);
@@ -213,6 +216,9 @@ mod tests {
         frame.extend_from_slice(&[2; 100]);
         frame.extend_from_slice(&[3; 40]);
         let h = finish_udp_run(&mut frame, 100);
+        // Bytes past the IPv4 length (padding) are no datagram's (found by
+        // fuzzing l2_frames).
+        frame.extend_from_slice(&[0xee; 6]);
         let mut seen = Vec::new();
         for_each_datagram(h, &frame, &mut Vec::new(), |d| seen.push(d.to_vec()));
         assert_eq!(seen.len(), 3);
