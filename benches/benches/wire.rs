@@ -8,7 +8,9 @@ use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ina_benches::random_i32;
-use packet_format::frame::{emit_udp, parse_udp, parse_udp_no_checksum, Endpoint};
+use packet_format::frame::{
+    emit_udp, emit_udp_no_checksum, parse_udp, parse_udp_no_checksum, Endpoint,
+};
 use packet_format::{Flags, MsgType, Packet, Repr, UDP_PORT};
 
 /// Element counts measured: Tofino single pass, folded pipes, emulator-only.
@@ -82,6 +84,18 @@ fn frame(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
+        // What the L2 switch writes for each result it sends to a member.
+        group.bench_with_input(
+            BenchmarkId::new("emit_udp_no_checksum", elems),
+            &elems,
+            |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    emit_udp_no_checksum(src, dst, black_box(&payload), &mut out);
+                    black_box(out.len())
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("parse_udp", elems), &elems, |b, _| {
             b.iter(|| black_box(parse_udp(black_box(&frame)).unwrap().payload.len()))
         });

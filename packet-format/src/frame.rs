@@ -102,10 +102,37 @@ pub fn emit_udp(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>)
 /// (`result_sender.p4`), because a checksum over the rewritten payload
 /// would cost a pass over every byte of every copy sent; receivers then
 /// skip verifying it too. The IPv4 header checksum stays valid.
+/// The headers are written on the stack and the payload appended once: no
+/// pass zeroes the frame before it is written (the switch writes one
+/// result frame per member).
 pub fn emit_udp_no_checksum(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>) {
-    let mut checksums = ChecksumCapabilities::default();
-    checksums.udp = Checksum::None;
-    emit_udp_with(src, dst, payload, out, checksums);
+    const IP_START: usize = 14;
+    const UDP_START: usize = IP_START + 20;
+    let mut head = [0u8; OUTER_HEADERS_LEN];
+    EthernetRepr {
+        src_addr: EthernetAddress(src.mac),
+        dst_addr: EthernetAddress(dst.mac),
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut head[..]));
+    let udp_len = 8 + payload.len();
+    let mut ip = Ipv4Packet::new_unchecked(&mut head[IP_START..UDP_START]);
+    Ipv4Repr {
+        src_addr: src.ip,
+        dst_addr: dst.ip,
+        next_header: IpProtocol::Udp,
+        payload_len: udp_len,
+        hop_limit: 64,
+    }
+    .emit(&mut ip, &ChecksumCapabilities::default());
+    let mut udp = UdpPacket::new_unchecked(&mut head[UDP_START..]);
+    udp.set_src_port(src.port);
+    udp.set_dst_port(dst.port);
+    udp.set_len(udp_len as u16);
+    udp.set_checksum(0);
+    out.reserve(head.len() + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
 }
 
 fn emit_udp_with(
