@@ -23,6 +23,8 @@ pub enum RxArg {
 #[derive(Debug, Clone, Args)]
 pub struct L2Args {
     /// An interface to open as a switch port (repeat; order = port numbers).
+    /// Frames cross it with their offload headers, so the hosts on the links
+    /// may keep TSO/GSO and checksum offload on.
     #[arg(long = "port")]
     pub ports: Vec<String>,
     /// The port facing the switch's own kernel interface (control plane).
