@@ -2,7 +2,8 @@
 //! (the binary, flags as `topo run` passes them): 16 MiB of float32 and of
 //! int32 per worker, verified on every worker (int32 exact, float32
 //! bit-identical across workers and within the quantizer's bound of the
-//! f64 sum), with offloads on (GSO runs cross the switch as super-frames);
+//! f64 sum), with offloads on (GSO runs cross the switch as super-frames),
+//! through the ring and through the `recvmmsg` receive path;
 //! then the same with 5% random loss on every link in both
 //! directions (nftables), where retransmissions must happen and results
 //! stay exact; and the same job with the switch namespace's kernel bridge
@@ -130,12 +131,14 @@ fn check_f32(results: &[Vec<f32>]) {
 }
 
 /// Runs the job with `window` slots on a fresh topology joined by
-/// `fabric`; returns each worker's stats and the switch's final status.
+/// `fabric`, the switch started with `extra` arguments besides those of
+/// `topo run`; returns each worker's stats and the switch's final status.
 fn run_on(
     prefix: &str,
     loss: Option<u32>,
     window: u16,
     fabric: Fabric,
+    extra: &[&str],
 ) -> (Vec<AgentStats>, StatusReport) {
     let (_guard, t) = TopoGuard::up(TopoSpec {
         name: unique_name(prefix),
@@ -149,6 +152,7 @@ fn run_on(
     // The flags `topo run` passes: results multicast on the kernel bridge.
     let mut serve_args = vec!["--elements".to_string(), ELEMS.to_string()];
     serve_args.extend(multicast_args(&t));
+    serve_args.extend(extra.iter().map(|a| a.to_string()));
     let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args).expect("switch");
     let started = Instant::now();
     let outputs: Vec<Output> = std::thread::scope(|s| {
@@ -191,7 +195,7 @@ fn run_on(
 
 /// [`run_on`] through switch-emu as the L2 switch.
 fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, StatusReport) {
-    run_on(prefix, loss, window, Fabric::SwitchEmu)
+    run_on(prefix, loss, window, Fabric::SwitchEmu, &[])
 }
 
 #[test]
@@ -210,6 +214,23 @@ fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
     let d = &status.driver;
     assert!(
         d["super_frames_in"] > 0 && d["tx_super_frames"] > 0 && d["rx_frames"] < d["agg_in"],
+        "{d:?}"
+    );
+}
+
+#[test]
+fn allreduce_through_the_recvmmsg_receive_path() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // `--rx recv`: frames (with their offload headers) copied out by recvmmsg.
+    let (stats, status) = run_on("l2rv", None, 64, Fabric::SwitchEmu, &["--rx", "recv"]);
+    assert!(stats.iter().all(|s| s.allreduces == 2));
+    assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
+    let d = &status.driver;
+    assert!(
+        d["super_frames_in"] > 0 && d["tx_super_frames"] > 0,
         "{d:?}"
     );
 }
@@ -238,7 +259,7 @@ fn allreduce_through_kernel_bridge_and_udp_driver() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (stats, status) = run_on("l2kb", None, 64, Fabric::KernelBridge);
+    let (stats, status) = run_on("l2kb", None, 64, Fabric::KernelBridge, &[]);
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
     // With offloads on, the agents' GSO super-packets cross the veths and the

@@ -19,7 +19,7 @@ use super::offload::Offload;
 pub enum RxMode {
     /// TPACKET_V3 mmap ring: the kernel fills blocks, user space reads them in place.
     Ring,
-    /// One `recv` system call per frame.
+    /// Frames copied out by `recvmmsg`, up to 16 per system call.
     Recv,
 }
 
@@ -76,6 +76,9 @@ pub fn auto_block_size(mtu: u32) -> u32 {
 /// length is 16 bits), which is also the emulator's largest MTU.
 pub const MAX_SUPER_FRAME: u32 = u16::MAX as u32;
 
+/// Frames one `recvmmsg` of the copy path takes at most.
+const RECV_BATCH: usize = 16;
+
 /// Largest frame the copy path receives, with its offload header: the
 /// largest IP packet plus an Ethernet header with a VLAN tag.
 const MAX_FRAME: usize = Offload::LEN + MAX_SUPER_FRAME as usize + 18;
@@ -87,7 +90,8 @@ pub struct Port {
     mac: [u8; 6],
     fd: OwnedFd,
     ring: Option<Ring>,
-    buf: Vec<u8>,
+    /// The copy path's buffers (one `recvmmsg` fills several).
+    batch: Option<udp_batch::RecvBatch>,
     /// Frames dropped on send (socket buffer or qdisc full).
     pub tx_dropped: u64,
 }
@@ -279,7 +283,8 @@ impl Port {
             mac,
             fd,
             ring,
-            buf: vec![0u8; MAX_FRAME],
+            batch: (opts.rx == RxMode::Recv)
+                .then(|| udp_batch::RecvBatch::new(RECV_BATCH, MAX_FRAME)),
             tx_dropped: 0,
         })
     }
@@ -311,29 +316,22 @@ impl Port {
         if let Some(ring) = self.ring.as_mut() {
             return Ok(ring.drain(budget, &mut f));
         }
+        let Some(batch) = self.batch.as_mut() else {
+            return Ok(0);
+        };
         let mut n = 0;
         while n < budget {
-            // SAFETY: `self.buf` is a live, writable buffer of the given length.
-            let got = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                )
-            };
-            if got < 0 {
-                let err = last_error();
-                if err.kind() == io::ErrorKind::WouldBlock {
-                    break;
+            let got = batch.recv(self.fd.as_raw_fd())?;
+            for i in 0..got {
+                let Some(message) = batch.get(i) else { break };
+                if let Some((head, frame)) = message.data.split_first_chunk::<{ Offload::LEN }>() {
+                    f(Offload::parse(head), frame);
                 }
-                return Err(err);
             }
-            let len = (got as usize).min(self.buf.len());
-            if let Some((head, frame)) = self.buf[..len].split_first_chunk::<{ Offload::LEN }>() {
-                f(Offload::parse(head), frame);
+            n += got;
+            if got < RECV_BATCH {
+                break;
             }
-            n += 1;
         }
         Ok(n)
     }

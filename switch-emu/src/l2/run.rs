@@ -17,6 +17,19 @@
 //! | TPACKET_V3 ring, 8 KiB x 512 blocks | 238-268 k | 87.7-100 % |
 //! | `recv` per frame | 243 k | 66.9 % |
 //!
+//! Again with offloads on and the copy path taking up to 16 frames per
+//! `recvmmsg` (2026-11-29, two runs each, the ping RTT the example measures
+//! through the switch first):
+//!
+//! | receive path | offered (frames/s) | delivered | ping RTT |
+//! |---|---:|---:|---:|
+//! | TPACKET_V3 ring, 128 KiB x 128 blocks | 447-465 k | 87.5-90.2 % | 1.6-2.8 ms |
+//! | `recvmmsg`, 16 frames per call | 485-556 k | 52.8-58.2 % | 0.17-0.21 ms |
+//!
+//! In allreduce runs (`topo bench --serve-arg=--rx --serve-arg=recv`, A/B
+//! pairs, BENCHMARKS.md run E10) `recvmmsg` was ahead in 4 of 6 pairs with
+//! 64 KiB packets and did not separate with 1 KiB packets.
+//!
 //! The ring is the default ([`super::port::RxMode::Ring`]): it forwards
 //! more and drops less at the same CPU. Its cost is latency at low load: a
 //! partly filled block is handed over only when its retire timer (1 ms)
