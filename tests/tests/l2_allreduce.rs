@@ -151,7 +151,7 @@ fn run_on(
     let exe = binary("switch-emu", "switch-emu");
     // The flags `topo run` passes: results multicast on the kernel bridge.
     let mut serve_args = vec!["--elements".to_string(), ELEMS.to_string()];
-    serve_args.extend(multicast_args(&t));
+    serve_args.extend(multicast_args(&t, false));
     serve_args.extend(extra.iter().map(|a| a.to_string()));
     let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args).expect("switch");
     let started = Instant::now();

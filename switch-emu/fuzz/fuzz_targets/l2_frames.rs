@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use packet_format::frame::{parse_udp, parse_udp_no_checksum};
 use packet_format::{MsgType, Packet, Repr};
 use switch_emu::core::{Config, JobSpec, SwitchCore};
-use switch_emu::l2::offload::{for_each_datagram, Offload};
+use switch_emu::l2::offload::{complete_checksum, for_each_datagram, Offload};
 use switch_emu::l2::staging::{stage_originated, Staged};
 use switch_emu::l2::{L2Config, L2Switch, TxFrames};
 
@@ -41,24 +41,6 @@ fn arp_request(n: u8) -> Vec<u8> {
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&SW_IP.octets());
     f
-}
-
-/// Completes a partial checksum as a kernel does.
-fn complete_checksum(frame: &mut [u8], h: Offload) {
-    let start = usize::from(h.csum_start);
-    let at = start + usize::from(h.csum_offset);
-    let mut sum: u32 = 0;
-    let mut chunks = frame[start..].chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    frame[at..at + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
 fuzz_target!(|data: &[u8]| {

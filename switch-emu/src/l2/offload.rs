@@ -12,6 +12,7 @@
 
 use packet_format::frame::parse_udp_no_checksum;
 use packet_format::OUTER_HEADERS_LEN;
+use smoltcp::wire::Ipv4Packet;
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start + csum_offset`
 /// holds only the pseudo-header sum; whoever segments or delivers the frame
@@ -106,15 +107,9 @@ impl Offload {
 /// the whole run to a GRO socket, as for its own GSO sends), and returns
 /// the offload header to send it with.
 pub fn finish_udp_run(frame: &mut [u8], segment: usize) -> Offload {
-    debug_assert!(frame.len() > OUTER_HEADERS_LEN && frame.len() - 14 <= usize::from(u16::MAX));
-    let ip_len = (frame.len() - 14) as u16;
-    let udp_len = (frame.len() - UDP_START) as u16;
-    frame[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    frame[24..26].fill(0);
-    let ip_sum = !fold(sum_words(&frame[14..UDP_START]));
-    frame[24..26].copy_from_slice(&ip_sum.to_be_bytes());
-    frame[UDP_START + 4..UDP_START + 6].copy_from_slice(&udp_len.to_be_bytes());
-    // Source and destination addresses, protocol, UDP length.
+    let udp_len = set_lengths(frame);
+    // Source and destination addresses, protocol, UDP length (smoltcp's
+    // pseudo-header sum is not public).
     let pseudo = sum_words(&frame[26..UDP_START]) + 17 + u32::from(udp_len);
     frame[UDP_START + 6..UDP_START + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
     Offload {
@@ -125,6 +120,29 @@ pub fn finish_udp_run(frame: &mut [u8], segment: usize) -> Offload {
         csum_start: UDP_START as u16,
         csum_offset: 6,
     }
+}
+
+/// Sets the IPv4 total length, header checksum and UDP length of an
+/// Ethernet/IPv4/UDP frame without IP options to cover the whole frame;
+/// returns the UDP length.
+fn set_lengths(frame: &mut [u8]) -> u16 {
+    debug_assert!(frame.len() > OUTER_HEADERS_LEN && frame.len() - 14 <= usize::from(u16::MAX));
+    let (ip_len, udp_len) = ((frame.len() - 14) as u16, (frame.len() - UDP_START) as u16);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..UDP_START]);
+    ip.set_total_len(ip_len);
+    ip.fill_checksum();
+    frame[UDP_START + 4..UDP_START + 6].copy_from_slice(&udp_len.to_be_bytes());
+    udp_len
+}
+
+/// Completes a partial checksum (`offload` with [`NEEDS_CSUM`]), as a
+/// kernel does to a frame it delivers whole without trusting it; tests and
+/// the fuzz target check with it that a super-frame's checksum completes.
+pub fn complete_checksum(frame: &mut [u8], offload: Offload) {
+    let start = usize::from(offload.csum_start);
+    let at = start + usize::from(offload.csum_offset);
+    let sum = !fold(sum_words(&frame[start..]));
+    frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Calls `f` with each datagram of a UDP super-frame as a frame of its own
@@ -150,7 +168,7 @@ pub fn for_each_datagram(
         scratch.clear();
         scratch.extend_from_slice(&frame[..OUTER_HEADERS_LEN]);
         scratch.extend_from_slice(datagram);
-        finish_udp_run(scratch, segment);
+        set_lengths(scratch);
         scratch[UDP_START + 6..UDP_START + 8].fill(0);
         f(scratch);
     }
@@ -232,15 +250,6 @@ mod tests {
             plain.push(d.len())
         });
         assert_eq!(plain, [frame.len()]);
-    }
-
-    /// Completes a partial checksum as a kernel does for a frame it
-    /// delivers whole without trusting it (`skb_checksum_help`).
-    fn complete_checksum(frame: &mut [u8], h: Offload) {
-        let start = usize::from(h.csum_start);
-        let at = start + usize::from(h.csum_offset);
-        let sum = !fold(sum_words(&frame[start..]));
-        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
     }
 
     #[test]

@@ -260,12 +260,11 @@ impl L2Driver {
             if staged.is_empty() {
                 continue;
             }
-            staged.finish_runs();
+            self.counters.tx_super_frames += staged.finish_runs() as u64;
             let frames: Vec<(Offload, &[u8])> = staged.frames().collect();
             for &(offload, frame) in &frames {
                 record(&mut self.capture, &mut self.capture_scratch, offload, frame);
             }
-            self.counters.tx_super_frames += staged.super_frames() as u64;
             let before = port.tx_dropped;
             let sent = port.send_batch(&frames)?;
             self.counters.tx_frames += sent as u64;

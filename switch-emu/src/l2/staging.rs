@@ -78,13 +78,17 @@ impl Staged {
         }
     }
 
-    /// Gives every run of more than one datagram its super-frame headers.
-    pub fn finish_runs(&mut self) {
+    /// Gives every run of more than one datagram its super-frame headers;
+    /// returns how many there are.
+    pub fn finish_runs(&mut self) -> usize {
+        let mut runs = 0;
         for frame in &mut self.frames {
             if let Some(run) = frame.run.filter(|run| run.count > 1) {
                 frame.offload = finish_udp_run(&mut self.buf[frame.range.clone()], run.segment);
+                runs += 1;
             }
         }
+        runs
     }
 
     /// The staged frames with their offload headers, in order.
@@ -97,14 +101,6 @@ impl Staged {
     /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
-    }
-
-    /// How many staged frames are runs of more than one result.
-    pub fn super_frames(&self) -> usize {
-        self.frames
-            .iter()
-            .filter(|f| f.run.is_some_and(|r| r.count > 1))
-            .count()
     }
 
     /// Forgets every frame (keeps the capacity).

@@ -196,9 +196,7 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
     })?;
     let _guard = TopoGuard(name);
     let mut serve_args = vec!["--elements".to_owned(), spec.elements.to_string()];
-    if !spec.unicast_results {
-        serve_args.extend(multicast_args(&topo));
-    }
+    serve_args.extend(multicast_args(&topo, spec.unicast_results));
     serve_args.extend(spec.serve_args.iter().cloned());
     // The switch's output (its counters at exit) goes to a log, not the table.
     let log = std::env::temp_dir().join(format!("ina-topo-bench-{}.log", topo.spec.name));

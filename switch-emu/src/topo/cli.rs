@@ -211,9 +211,7 @@ impl TopoArgs {
                 cmd,
             } => {
                 let t = load(&name)?;
-                if !unicast_results {
-                    serve_args.splice(0..0, multicast_args(&t));
-                }
+                serve_args.splice(0..0, multicast_args(&t, unicast_results));
                 let exe = std::env::current_exe()?;
                 let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args)?;
                 let outputs = run_workers(&t, &cmd, timeout.map(Duration::from_secs))?;

@@ -57,11 +57,14 @@ pub const RESULT_GROUPS: Ipv4Addr = Ipv4Addr::new(239, 77, 0, 0);
 /// The `serve` arguments that multicast results on `topo`: on the kernel
 /// bridge the switch then sends each result once and the bridge copies it
 /// to the ports, as a Tofino's replication engine does; none on the L2
-/// fabric, whose switch copies result frames to the members' ports itself.
-pub fn multicast_args(topo: &Topology) -> Vec<String> {
+/// fabric, whose switch copies result frames to the members' ports itself,
+/// nor when `unicast_results` asks for one result per member.
+pub fn multicast_args(topo: &Topology, unicast_results: bool) -> Vec<String> {
     match topo.spec.fabric {
-        Fabric::KernelBridge => vec!["--result-groups".into(), RESULT_GROUPS.to_string()],
-        Fabric::SwitchEmu => Vec::new(),
+        Fabric::KernelBridge if !unicast_results => {
+            vec!["--result-groups".into(), RESULT_GROUPS.to_string()]
+        }
+        _ => Vec::new(),
     }
 }
 
