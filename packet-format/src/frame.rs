@@ -103,9 +103,23 @@ pub fn emit_udp(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>)
 /// would cost a pass over every byte of every copy sent; receivers then
 /// skip verifying it too. The IPv4 header checksum stays valid.
 /// The headers are written on the stack and the payload appended once: no
-/// pass zeroes the frame before it is written (the switch writes one
-/// result frame per member).
+/// pass zeroes the frame before it is written.
 pub fn emit_udp_no_checksum(src: Endpoint, dst: Endpoint, payload: &[u8], out: &mut Vec<u8>) {
+    let head = udp_headers_no_checksum(src, dst, payload.len());
+    out.reserve(head.len() + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+}
+
+/// The Ethernet, IPv4 and UDP headers [`emit_udp_no_checksum`] writes
+/// before a payload of `payload_len` bytes: the switch sends one result to
+/// every member, so it writes these per member and sends the one payload
+/// after each of them, instead of a whole frame per member.
+pub fn udp_headers_no_checksum(
+    src: Endpoint,
+    dst: Endpoint,
+    payload_len: usize,
+) -> [u8; OUTER_HEADERS_LEN] {
     const IP_START: usize = 14;
     const UDP_START: usize = IP_START + 20;
     let mut head = [0u8; OUTER_HEADERS_LEN];
@@ -115,7 +129,7 @@ pub fn emit_udp_no_checksum(src: Endpoint, dst: Endpoint, payload: &[u8], out: &
         ethertype: EthernetProtocol::Ipv4,
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut head[..]));
-    let udp_len = 8 + payload.len();
+    let udp_len = 8 + payload_len;
     let mut ip = Ipv4Packet::new_unchecked(&mut head[IP_START..UDP_START]);
     Ipv4Repr {
         src_addr: src.ip,
@@ -130,9 +144,7 @@ pub fn emit_udp_no_checksum(src: Endpoint, dst: Endpoint, payload: &[u8], out: &
     udp.set_dst_port(dst.port);
     udp.set_len(udp_len as u16);
     udp.set_checksum(0);
-    out.reserve(head.len() + payload.len());
-    out.extend_from_slice(&head);
-    out.extend_from_slice(payload);
+    head
 }
 
 fn emit_udp_with(

@@ -136,11 +136,12 @@ fn main() {
         f[6..12].copy_from_slice(&p.mac());
         f[12] = 0x88;
         f[13] = 0xb5;
-        let batch: Vec<(Offload, &[u8])> = (0..64).map(|_| (Offload::NONE, &f[..])).collect();
         let start = Instant::now();
         let mut sent = 0;
         while sent < frames {
-            sent += p.send_batch(&batch).unwrap();
+            sent += p
+                .send_batch((0..64).map(|_| (Offload::NONE, [&f[..]])))
+                .unwrap();
         }
         (sent, start.elapsed())
     });

@@ -10,7 +10,9 @@ use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use ina_tests::netns::{binary, enter_netns, in_ns, root_or_skip, unique_name, TopoGuard};
+use ina_tests::pcapfile;
 use packet_format::control::{JobParams, JoinRequest, Reply, Request};
+use packet_format::frame::parse_udp;
 use packet_format::{Flags, MsgType, Packet, Repr, NO_EXPONENT};
 use switch_emu::control::status::StatusReport;
 use switch_emu::topo::run::SwitchProcess;
@@ -157,7 +159,13 @@ fn serve_in_l2_mode_runs_jobs_through_the_cpu_port() {
         fabric: switch_emu::topo::Fabric::SwitchEmu,
     });
     let exe = binary("switch-emu", "switch-emu");
-    let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &[]).expect("switch");
+    let pcap = std::env::temp_dir().join(format!("ina-l2-serve-{}.pcap", std::process::id()));
+    let mut switch = SwitchProcess::start(
+        &t,
+        &exe.to_string_lossy(),
+        &["--pcap".to_string(), pcap.to_string_lossy().into_owned()],
+    )
+    .expect("switch");
     let retransmissions: u64 = std::thread::scope(|s| {
         let handles: Vec<_> = (0..WORLD)
             .map(|rank| {
@@ -201,4 +209,39 @@ fn serve_in_l2_mode_runs_jobs_through_the_cpu_port() {
         (contributions..=contributions + retransmissions).contains(&packets),
         "{packets} packets, {retransmissions} retransmissions: {counters:?}"
     );
+    // The capture holds each result as its receiver got it: the switch
+    // sends a result as its own headers and the payload all members share,
+    // and the capture puts them together.
+    let bytes = std::fs::read(&pcap).unwrap();
+    std::fs::remove_file(&pcap).unwrap();
+    let mut results = [0u32; WORLD];
+    for frame in pcapfile::frames(&bytes).unwrap() {
+        // ARP and the control plane's TCP pass too; the IPv4 checksum of
+        // every UDP frame is verified.
+        let Ok(udp) = parse_udp(&frame) else { continue };
+        if udp.src.port != packet_format::UDP_PORT {
+            continue;
+        }
+        let pkt = Packet::new_checked(udp.payload).expect("a result");
+        let repr = Repr::parse(&pkt).expect("a result");
+        assert_eq!(repr.msg_type, MsgType::Result);
+        let rank = t
+            .workers
+            .iter()
+            .position(|w| w.ip == udp.dst.ip)
+            .expect("to a worker");
+        let sums: Vec<i32> = pkt
+            .payload()
+            .chunks_exact(4)
+            .map(|c| i32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            sums,
+            expected(repr.seq),
+            "captured result {} to rank {rank}",
+            repr.seq
+        );
+        results[rank] += 1;
+    }
+    assert!(results.iter().all(|&n| n >= ROUNDS), "{results:?}");
 }

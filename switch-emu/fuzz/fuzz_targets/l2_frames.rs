@@ -100,8 +100,8 @@ fuzz_target!(|data: &[u8]| {
         tx.clear();
         sw.handle_offloaded(now, port, offload, frame, &mut core, &mut tx);
         let results_in: usize = tx
-            .iter_tagged()
-            .filter(|(_, mask, result)| *result && mask.iter().count() == 1)
+            .iter()
+            .filter(|f| f.is_result() && f.ports.iter().count() == 1)
             .count();
         for s in &mut staged {
             s.clear();
@@ -110,8 +110,9 @@ fuzz_target!(|data: &[u8]| {
         let mut results_out = 0;
         for s in &mut staged {
             s.finish_runs();
-            for (h, bytes) in s.frames() {
-                let mut whole = bytes.to_vec();
+            for (h, parts) in s.frames(tx.bytes()) {
+                let bytes: Vec<u8> = parts.flatten().copied().collect();
+                let mut whole = bytes.clone();
                 if h.udp_segment_size().is_some() {
                     complete_checksum(&mut whole, h);
                     assert!(
@@ -119,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
                         "a merged run's checksum completes"
                     );
                 }
-                for_each_datagram(h, bytes, &mut scratch, |d| {
+                for_each_datagram(h, &bytes, &mut scratch, |d| {
                     if let Ok(udp) = parse_udp(d) {
                         let repr =
                             Repr::parse(&Packet::new_checked(udp.payload).expect("a result"))

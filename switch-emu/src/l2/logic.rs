@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use packet_format::frame::{emit_udp_no_checksum, parse_udp_no_checksum, Endpoint};
-use packet_format::UDP_PORT;
+use packet_format::frame::{parse_udp_no_checksum, udp_headers_no_checksum, Endpoint};
+use packet_format::{OUTER_HEADERS_LEN, UDP_PORT};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -73,14 +73,51 @@ pub enum Decision {
 }
 
 /// Frames the switch originates (ARP/ICMP replies, aggregation results),
-/// packed into one buffer to avoid an allocation per frame.
+/// packed into one buffer to avoid an allocation per frame. A result is
+/// stored once however many members receive it: each member's frame is its
+/// own headers followed by that one payload, so the switch never copies a
+/// payload per member (the port's send copies it, once per port, as a
+/// replication engine would not).
 #[derive(Debug, Default)]
 pub struct TxFrames {
     buf: Vec<u8>,
-    /// Each frame, its ports, and whether it is a result (a plain UDP frame
-    /// that a driver may merge with the next results to the same worker
-    /// into one GSO super-frame).
-    frames: Vec<(Range<usize>, PortMask, bool)>,
+    frames: Vec<Queued>,
+}
+
+/// A frame in [`TxFrames`]: its headers (results only) and its bytes in
+/// `TxFrames::buf` (a whole frame, or a result's shared payload).
+#[derive(Debug)]
+struct Queued {
+    head: Option<[u8; OUTER_HEADERS_LEN]>,
+    body: Range<usize>,
+    ports: PortMask,
+}
+
+/// A frame the switch originated, as [`TxFrames::iter`] hands it out.
+#[derive(Debug, Clone)]
+pub struct OutFrame<'a> {
+    /// For a result: the Ethernet/IPv4/UDP headers of this member's copy
+    /// (a plain UDP frame a driver may merge with the next results to the
+    /// same worker into one GSO super-frame). Empty for any other frame.
+    pub head: &'a [u8],
+    /// The result's payload (shared by every member), or the whole frame.
+    pub body: &'a [u8],
+    /// Where `body` lies in [`TxFrames::bytes`].
+    pub body_range: Range<usize>,
+    /// The ports it leaves on.
+    pub ports: PortMask,
+}
+
+impl OutFrame<'_> {
+    /// Whether this is a result (it has headers of its own).
+    pub fn is_result(&self) -> bool {
+        !self.head.is_empty()
+    }
+
+    /// The whole frame, headers and body, in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.head, self.body].concat()
+    }
 }
 
 impl TxFrames {
@@ -97,20 +134,42 @@ impl TxFrames {
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
-    /// The queued frames with the ports each must leave on.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], PortMask)> {
-        self.iter_tagged().map(|(frame, ports, _)| (frame, ports))
+    /// The queued frames, in order.
+    pub fn iter(&self) -> impl Iterator<Item = OutFrame<'_>> {
+        self.frames.iter().map(|q| OutFrame {
+            head: q.head.as_ref().map_or(&[][..], |h| &h[..]),
+            body: &self.buf[q.body.clone()],
+            body_range: q.body.clone(),
+            ports: q.ports,
+        })
     }
-    /// [`TxFrames::iter`], with whether each frame is a result.
-    pub fn iter_tagged(&self) -> impl Iterator<Item = (&[u8], PortMask, bool)> {
-        self.frames
-            .iter()
-            .map(|(range, ports, result)| (&self.buf[range.clone()], *ports, *result))
+    /// The buffer every [`OutFrame::body_range`] points into.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
     }
-    fn push_with(&mut self, ports: PortMask, result: bool, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Each queued frame whole, with its ports (for tests and captures).
+    pub fn to_frames(&self) -> Vec<(Vec<u8>, PortMask)> {
+        self.iter().map(|f| (f.to_vec(), f.ports)).collect()
+    }
+    fn push_with(&mut self, ports: PortMask, write: impl FnOnce(&mut Vec<u8>)) {
+        let body = self.push_body(write);
+        self.frames.push(Queued {
+            head: None,
+            body,
+            ports,
+        });
+    }
+    fn push_body(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
         let start = self.buf.len();
         write(&mut self.buf);
-        self.frames.push((start..self.buf.len(), ports, result));
+        start..self.buf.len()
+    }
+    fn push_result(&mut self, ports: PortMask, head: [u8; OUTER_HEADERS_LEN], body: Range<usize>) {
+        self.frames.push(Queued {
+            head: Some(head),
+            body,
+            ports,
+        });
     }
 }
 
@@ -352,7 +411,7 @@ impl L2Switch {
                 dst_addr: source_hardware_addr,
                 ethertype: EthernetProtocol::Arp,
             };
-            tx.push_with(PortMask::one(in_port), false, |buf| {
+            tx.push_with(PortMask::one(in_port), |buf| {
                 let start = buf.len();
                 buf.resize(start + eth.buffer_len() + reply.buffer_len(), 0);
                 let mut frame = EthernetFrame::new_unchecked(&mut buf[start..]);
@@ -407,23 +466,33 @@ impl L2Switch {
     ) {
         self.counters.agg_in += 1;
         self.result.clear();
-        match core.handle_packet(now, src, datagram, &mut self.result) {
-            Verdict::Multicast { job } => {
-                let members: Vec<SocketAddrV4> =
-                    core.members(job).map(<[_]>::to_vec).unwrap_or_default();
-                for member in members {
-                    self.send_result(now, member, tx);
-                }
+        let verdict = core.handle_packet(now, src, datagram, &mut self.result);
+        let to_one;
+        let members = match verdict {
+            Verdict::Multicast { job } => core.members(job).unwrap_or_default(),
+            Verdict::Unicast { to } => {
+                to_one = [to];
+                &to_one[..]
             }
-            Verdict::Unicast { to } => self.send_result(now, to, tx),
-            Verdict::Absorbed | Verdict::Drop(_) => {}
+            Verdict::Absorbed | Verdict::Drop(_) => return,
+        };
+        let payload = tx.push_body(|buf| buf.extend_from_slice(&self.result));
+        for &member in members {
+            self.send_result(now, member, payload.clone(), tx);
         }
     }
 
-    /// Emits the result in `self.result` to `to`, out of the port its MAC was
-    /// learned on; floods it (broadcast MAC) if the worker's MAC is unknown.
-    /// Without UDP checksum, as the Tofino program sends results.
-    fn send_result(&mut self, now: Instant, to: SocketAddrV4, tx: &mut TxFrames) {
+    /// Queues the result whose payload is `payload` (in `tx`) to `to`, out
+    /// of the port its MAC was learned on; floods it (broadcast MAC) if the
+    /// worker's MAC is unknown. Without UDP checksum, as the Tofino program
+    /// sends results.
+    fn send_result(
+        &mut self,
+        now: Instant,
+        to: SocketAddrV4,
+        payload: Range<usize>,
+        tx: &mut TxFrames,
+    ) {
         let known = self
             .neighbors
             .lookup(to.ip(), now)
@@ -445,10 +514,8 @@ impl L2Switch {
             ip: *to.ip(),
             port: to.port(),
         };
-        let payload = &self.result;
-        tx.push_with(ports, true, |buf| {
-            emit_udp_no_checksum(src, dst, payload, buf)
-        });
+        let head = udp_headers_no_checksum(src, dst, payload.len());
+        tx.push_result(ports, head, payload);
         self.counters.agg_out += 1;
     }
 
@@ -487,7 +554,7 @@ impl L2Switch {
             dst_addr: eth.src_addr(),
             ethertype: EthernetProtocol::Ipv4,
         };
-        tx.push_with(PortMask::one(in_port), false, |buf| {
+        tx.push_with(PortMask::one(in_port), |buf| {
             let start = buf.len();
             let len = reply_eth.buffer_len() + reply_ip.buffer_len() + reply.buffer_len();
             buf.resize(start + len, 0);

@@ -176,10 +176,10 @@ fn answers_arp_for_its_ip_and_floods_other_arp() {
         sw.handle_frame(now, 1, &req, &mut core, &mut tx),
         Decision::Consumed
     );
-    let frames: Vec<_> = tx.iter().collect();
+    let frames = tx.to_frames();
     assert_eq!(frames.len(), 1);
-    let (bytes, ports) = frames[0];
-    assert_eq!(ports, PortMask::one(1));
+    let (bytes, ports) = &frames[0];
+    assert_eq!(*ports, PortMask::one(1));
     let eth = EthernetFrame::new_checked(bytes).unwrap();
     assert_eq!(eth.dst_addr().0, mac(1));
     assert_eq!(eth.src_addr().0, SW_MAC);
@@ -237,8 +237,8 @@ fn answers_icmp_echo_with_valid_checksums() {
         sw.handle_frame(now, 1, &buf, &mut core, &mut tx),
         Decision::Consumed
     );
-    let (bytes, ports) = tx.iter().next().unwrap();
-    assert_eq!(ports, PortMask::one(1));
+    let (bytes, ports) = &tx.to_frames()[0];
+    assert_eq!(*ports, PortMask::one(1));
     let eth = EthernetFrame::new_checked(bytes).unwrap();
     assert_eq!(eth.dst_addr().0, mac(1));
     let ipp = Ipv4Packet::new_checked(eth.payload()).unwrap();
@@ -291,10 +291,10 @@ fn aggregation_results_go_to_each_workers_port() {
         sw.handle_frame(now, 2, &second, &mut core, &mut tx),
         Decision::Consumed
     );
-    let frames: Vec<_> = tx.iter().collect();
+    let frames = tx.to_frames();
     assert_eq!(frames.len(), 2);
-    for ((bytes, ports), (port, n)) in frames.into_iter().zip([(0usize, 1u8), (2, 2)]) {
-        assert_eq!(ports, PortMask::one(port));
+    for ((bytes, ports), (port, n)) in frames.iter().zip([(0usize, 1u8), (2, 2)]) {
+        assert_eq!(*ports, PortMask::one(port));
         let udp = parse_udp(bytes).unwrap(); // verifies the IPv4 checksum
                                              // Results carry no UDP checksum, as the Tofino program sends them.
         let at = packet_format::OUTER_HEADERS_LEN - 2;
@@ -322,10 +322,10 @@ fn result_for_unknown_worker_is_flooded_with_broadcast_mac() {
     let later = now + Duration::from_secs(301);
     let second = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[6]));
     sw.handle_frame(later, 2, &second, &mut core, &mut tx);
-    let frames: Vec<_> = tx.iter().collect();
+    let frames = tx.to_frames();
     assert_eq!(frames.len(), 2);
-    let (to_w1, ports) = frames[0];
-    assert_eq!(ports, PortMask(0b111));
+    let (to_w1, ports) = &frames[0];
+    assert_eq!(*ports, PortMask(0b111));
     let udp = parse_udp(to_w1).unwrap();
     assert_eq!(udp.dst.mac, [0xff; 6]);
     assert_eq!((udp.dst.ip, udp.dst.port), (ip(1), worker(1).port));
@@ -436,13 +436,14 @@ fn a_super_frame_of_contributions_is_aggregated_datagram_by_datagram() {
         (6, 2)
     );
     // Three results to each worker, each a result frame a driver may merge.
-    let frames: Vec<_> = tx.iter_tagged().collect();
+    let frames: Vec<_> = tx.iter().collect();
     assert_eq!(frames.len(), 6);
-    for (k, (bytes, ports, result)) in frames.into_iter().enumerate() {
+    for (k, frame) in frames.into_iter().enumerate() {
         let slot = (k / 2) as u16;
-        assert!(result);
-        assert_eq!(ports, PortMask::one(if k % 2 == 0 { 0 } else { 2 }));
-        let udp = parse_udp(bytes).unwrap();
+        assert!(frame.is_result());
+        assert_eq!(frame.ports, PortMask::one(if k % 2 == 0 { 0 } else { 2 }));
+        let bytes = frame.to_vec();
+        let udp = parse_udp(&bytes).unwrap();
         let pkt = Packet::new_checked(udp.payload).unwrap();
         assert_eq!(pkt.slot(), slot);
         let sums: Vec<i32> = (0..2).map(|i| pkt.element(i).unwrap()).collect();

@@ -98,20 +98,24 @@ impl Offload {
     }
 }
 
-/// Turns a frame holding one datagram's Ethernet/IPv4/UDP headers (no IP
-/// options) followed by the payloads of several datagrams, each
-/// `segment` bytes but the last, into a UDP GSO super-frame: sets the IPv4
-/// total length and header checksum and the UDP length for the whole
-/// frame, puts the pseudo-header sum in the UDP checksum (the kernel
-/// completes it per datagram when it segments, or skips it when it hands
-/// the whole run to a GRO socket, as for its own GSO sends), and returns
-/// the offload header to send it with.
-pub fn finish_udp_run(frame: &mut [u8], segment: usize) -> Offload {
-    let udp_len = set_lengths(frame);
+/// Turns the Ethernet/IPv4/UDP headers (no IP options) of one datagram,
+/// `head`, into those of a UDP GSO super-frame of `frame_len` bytes: the
+/// headers followed by the payloads of several datagrams, each `segment`
+/// bytes but the last. Sets the IPv4 total length and header checksum and
+/// the UDP length for the whole frame, puts the pseudo-header sum in the
+/// UDP checksum (the kernel completes it per datagram when it segments, or
+/// skips it when it hands the whole run to a GRO socket, as for its own GSO
+/// sends), and returns the offload header to send it with.
+pub fn finish_udp_run(
+    head: &mut [u8; OUTER_HEADERS_LEN],
+    frame_len: usize,
+    segment: usize,
+) -> Offload {
+    let udp_len = set_lengths(head, frame_len);
     // Source and destination addresses, protocol, UDP length (smoltcp's
     // pseudo-header sum is not public).
-    let pseudo = sum_words(&frame[26..UDP_START]) + 17 + u32::from(udp_len);
-    frame[UDP_START + 6..UDP_START + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
+    let pseudo = sum_words(&head[26..UDP_START]) + 17 + u32::from(udp_len);
+    head[UDP_START + 6..UDP_START + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
     Offload {
         flags: NEEDS_CSUM,
         gso_type: GSO_UDP_L4,
@@ -122,16 +126,16 @@ pub fn finish_udp_run(frame: &mut [u8], segment: usize) -> Offload {
     }
 }
 
-/// Sets the IPv4 total length, header checksum and UDP length of an
-/// Ethernet/IPv4/UDP frame without IP options to cover the whole frame;
-/// returns the UDP length.
-fn set_lengths(frame: &mut [u8]) -> u16 {
-    debug_assert!(frame.len() > OUTER_HEADERS_LEN && frame.len() - 14 <= usize::from(u16::MAX));
-    let (ip_len, udp_len) = ((frame.len() - 14) as u16, (frame.len() - UDP_START) as u16);
-    let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..UDP_START]);
+/// Sets the IPv4 total length, header checksum and UDP length in the
+/// Ethernet/IPv4/UDP headers (no IP options) at the start of `head` for a
+/// frame of `frame_len` bytes; returns the UDP length.
+fn set_lengths(head: &mut [u8], frame_len: usize) -> u16 {
+    debug_assert!(frame_len > OUTER_HEADERS_LEN && frame_len - 14 <= usize::from(u16::MAX));
+    let (ip_len, udp_len) = ((frame_len - 14) as u16, (frame_len - UDP_START) as u16);
+    let mut ip = Ipv4Packet::new_unchecked(&mut head[14..UDP_START]);
     ip.set_total_len(ip_len);
     ip.fill_checksum();
-    frame[UDP_START + 4..UDP_START + 6].copy_from_slice(&udp_len.to_be_bytes());
+    head[UDP_START + 4..UDP_START + 6].copy_from_slice(&udp_len.to_be_bytes());
     udp_len
 }
 
@@ -168,7 +172,8 @@ pub fn for_each_datagram(
         scratch.clear();
         scratch.extend_from_slice(&frame[..OUTER_HEADERS_LEN]);
         scratch.extend_from_slice(datagram);
-        set_lengths(scratch);
+        let len = scratch.len();
+        set_lengths(scratch, len);
         scratch[UDP_START + 6..UDP_START + 8].fill(0);
         f(scratch);
     }
@@ -198,7 +203,7 @@ fn fold(mut sum: u32) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use packet_format::frame::{emit_udp_no_checksum, parse_udp, Endpoint};
+    use packet_format::frame::{parse_udp, udp_headers_no_checksum, Endpoint};
 
     #[test]
     fn header_bytes_round_trip() {
@@ -222,6 +227,14 @@ mod tests {
         assert_eq!(Offload::NONE.udp_segment_size(), None);
     }
 
+    /// The super-frame of a run of datagrams (the first one's size is the segment).
+    fn run(src: Endpoint, dst: Endpoint, payloads: &[&[u8]]) -> (Offload, Vec<u8>) {
+        let mut head = udp_headers_no_checksum(src, dst, payloads[0].len());
+        let len = OUTER_HEADERS_LEN + payloads.iter().map(|p| p.len()).sum::<usize>();
+        let h = finish_udp_run(&mut head, len, payloads[0].len());
+        (h, [&head[..], &payloads.concat()].concat())
+    }
+
     #[test]
     fn a_super_frame_is_captured_datagram_by_datagram() {
         let ends = |n: u8| Endpoint {
@@ -229,11 +242,7 @@ mod tests {
             ip: [10, 77, 0, n].into(),
             port: 40000,
         };
-        let mut frame = Vec::new();
-        emit_udp_no_checksum(ends(1), ends(2), &[1; 100], &mut frame);
-        frame.extend_from_slice(&[2; 100]);
-        frame.extend_from_slice(&[3; 40]);
-        let h = finish_udp_run(&mut frame, 100);
+        let (h, mut frame) = run(ends(1), ends(2), &[&[1; 100], &[2; 100], &[3; 40]]);
         // Bytes past the IPv4 length (padding) are no datagram's (found by
         // fuzzing l2_frames).
         frame.extend_from_slice(&[0xee; 6]);
@@ -271,12 +280,8 @@ mod tests {
                     .collect()
             })
             .collect();
-        let mut frame = Vec::new();
-        emit_udp_no_checksum(src, dst, &payloads[0], &mut frame);
-        for p in &payloads[1..] {
-            frame.extend_from_slice(p);
-        }
-        let h = finish_udp_run(&mut frame, 1000);
+        let parts: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let (h, mut frame) = run(src, dst, &parts);
         assert_eq!((h.gso_type, h.gso_size, h.hdr_len), (GSO_UDP_L4, 1000, 42));
         // A wrong pseudo-header sum does not complete to a valid checksum.
         let mut broken = frame.clone();

@@ -336,47 +336,69 @@ impl Port {
         Ok(n)
     }
 
-    /// Sends `frames`, each after its offload header, with as few
-    /// `sendmmsg` calls as possible. Frames the kernel refuses (full
-    /// buffers) are counted in `tx_dropped`, not retried: the aggregation
-    /// protocol and TCP recover from loss.
+    /// Sends `frames`, each its offload header and then its bytes in
+    /// pieces (gathered by the kernel, so a payload shared by several
+    /// frames is never copied in user space), with as few `sendmmsg` calls
+    /// as possible. Frames the kernel refuses (full buffers) are counted in
+    /// `tx_dropped`, not retried: the aggregation protocol and TCP recover
+    /// from loss.
     #[allow(unsafe_code)]
-    pub fn send_batch(&mut self, frames: &[(Offload, &[u8])]) -> io::Result<usize> {
+    pub fn send_batch<'a, P>(
+        &mut self,
+        frames: impl IntoIterator<Item = (Offload, P)>,
+    ) -> io::Result<usize>
+    where
+        P: IntoIterator<Item = &'a [u8]>,
+    {
         const CHUNK: usize = 64;
+        let mut frames = frames.into_iter();
+        let mut heads: Vec<[u8; Offload::LEN]> = Vec::with_capacity(CHUNK);
+        let mut pieces: Vec<&'a [u8]> = Vec::new();
+        let mut counts: Vec<usize> = Vec::with_capacity(CHUNK);
+        let mut iovs: Vec<libc::iovec> = Vec::new();
+        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(CHUNK);
         let mut sent = 0;
-        for chunk in frames.chunks(CHUNK) {
-            let heads: Vec<[u8; Offload::LEN]> = chunk.iter().map(|(h, _)| h.to_bytes()).collect();
-            let mut iovs: Vec<[libc::iovec; 2]> = chunk
-                .iter()
-                .zip(&heads)
-                .map(|((_, f), head)| {
-                    [
-                        libc::iovec {
-                            iov_base: head.as_ptr() as *mut libc::c_void,
-                            iov_len: head.len(),
-                        },
-                        libc::iovec {
-                            iov_base: f.as_ptr() as *mut libc::c_void,
-                            iov_len: f.len(),
-                        },
-                    ]
-                })
-                .collect();
-            // SAFETY: mmsghdr is plain data; zeroed is valid (no name, no control).
-            let mut msgs: Vec<libc::mmsghdr> = iovs
-                .iter_mut()
-                .map(|iov| {
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_iov = iov.as_mut_ptr();
-                    m.msg_hdr.msg_iovlen = 2;
-                    m
-                })
-                .collect();
+        loop {
+            heads.clear();
+            pieces.clear();
+            counts.clear();
+            for (offload, parts) in frames.by_ref().take(CHUNK) {
+                heads.push(offload.to_bytes());
+                let before = pieces.len();
+                pieces.extend(parts);
+                counts.push(pieces.len() - before);
+            }
+            if heads.is_empty() {
+                return Ok(sent);
+            }
+            let iovec = |bytes: &[u8]| libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            iovs.clear();
+            let mut next = 0;
+            for (head, &count) in heads.iter().zip(&counts) {
+                iovs.push(iovec(head));
+                iovs.extend(pieces[next..next + count].iter().map(|p| iovec(p)));
+                next += count;
+            }
+            // Every iovec is in place: the messages may now point into `iovs`.
+            msgs.clear();
+            let mut first = 0;
+            for &count in &counts {
+                // SAFETY: mmsghdr is plain data; zeroed is valid (no name, no control).
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = iovs[first..].as_mut_ptr();
+                m.msg_hdr.msg_iovlen = count + 1;
+                msgs.push(m);
+                first += count + 1;
+            }
             let mut done = 0;
             while done < msgs.len() {
-                // SAFETY: every mmsghdr points at two iovecs that point at an
-                // offload header and a frame borrowed for this call; the
-                // vectors outlive the call.
+                // SAFETY: every mmsghdr points at its iovecs in `iovs`, which
+                // point at an offload header in `heads` and at frame pieces
+                // borrowed for this call; none of them changes until the
+                // next chunk.
                 let ret = unsafe {
                     libc::sendmmsg(
                         self.fd.as_raw_fd(),
@@ -401,7 +423,6 @@ impl Port {
                 }
             }
         }
-        Ok(sent)
     }
 }
 

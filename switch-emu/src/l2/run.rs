@@ -88,6 +88,8 @@ pub struct L2Driver {
     capture: Taps,
     /// Where a super-frame's datagrams are written one by one for the capture.
     capture_scratch: Vec<u8>,
+    /// Where a frame sent in pieces is put together for the capture.
+    capture_frame: Vec<u8>,
 }
 
 /// How to open the switch.
@@ -151,6 +153,7 @@ impl L2Driver {
             last_expire: Instant::now(),
             capture: Taps::default(),
             capture_scratch: Vec::new(),
+            capture_frame: Vec::new(),
         })
     }
 
@@ -245,8 +248,13 @@ impl L2Driver {
             })?;
         }
         stage_originated(&mut self.staged, &self.originated);
+        // The staged results point into `originated`: send, then forget both.
+        let flushed = self.flush();
         self.originated.clear();
-        self.flush()?;
+        for staged in &mut self.staged {
+            staged.clear();
+        }
+        flushed?;
         self.counters.rx_frames += total as u64;
         if now.saturating_duration_since(self.last_expire) > Duration::from_secs(1) {
             self.switch.expire(now);
@@ -256,20 +264,28 @@ impl L2Driver {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        let shared = self.originated.bytes();
         for (port, staged) in self.ports.iter_mut().zip(&mut self.staged) {
             if staged.is_empty() {
                 continue;
             }
             self.counters.tx_super_frames += staged.finish_runs() as u64;
-            let frames: Vec<(Offload, &[u8])> = staged.frames().collect();
-            for &(offload, frame) in &frames {
-                record(&mut self.capture, &mut self.capture_scratch, offload, frame);
+            if self.capture.pcap.is_some() {
+                for (offload, parts) in staged.frames(shared) {
+                    self.capture_frame.clear();
+                    parts.for_each(|p| self.capture_frame.extend_from_slice(p));
+                    record(
+                        &mut self.capture,
+                        &mut self.capture_scratch,
+                        offload,
+                        &self.capture_frame,
+                    );
+                }
             }
             let before = port.tx_dropped;
-            let sent = port.send_batch(&frames)?;
+            let sent = port.send_batch(staged.frames(shared))?;
             self.counters.tx_frames += sent as u64;
             self.counters.tx_dropped += port.tx_dropped - before;
-            staged.clear();
         }
         Ok(())
     }

@@ -2,6 +2,12 @@
 //! header, and the driver's rule that merges a round's results to one
 //! worker into UDP GSO super-frames (as the UDP driver's GSO sends do), so
 //! the worker's kernel takes a run whole into its GRO socket.
+//!
+//! A staged result is its headers (owned here) and a reference to its
+//! payload in the round's [`TxFrames`], which every member's copy shares:
+//! the port's send gathers the pieces, so no payload is copied in user
+//! space on its way out (a frame that is only forwarded is copied here,
+//! since the receive ring reuses its memory).
 
 use std::ops::Range;
 
@@ -13,15 +19,22 @@ use super::offload::{finish_udp_run, Offload, MAX_RUN_PAYLOAD, MAX_SEGMENTS};
 /// Frames staged for one port.
 #[derive(Debug, Default)]
 pub struct Staged {
-    buf: Vec<u8>,
+    /// Bytes the port owns: forwarded frames, whole originated frames, and
+    /// results' headers.
+    owned: Vec<u8>,
+    /// Payloads of staged results, as ranges of the round's [`TxFrames::bytes`].
+    shared: Vec<Range<usize>>,
     frames: Vec<StagedFrame>,
 }
 
-/// A frame staged for a port: its bytes in `Staged::buf`, its offload
-/// header and, for results, the run of datagrams it holds.
+/// A frame staged for a port: its bytes in `Staged::owned`, then the
+/// payloads `Staged::shared[shared]` refers to; its offload header and,
+/// for results, the run of datagrams it holds.
 #[derive(Debug)]
 struct StagedFrame {
-    range: Range<usize>,
+    owned: Range<usize>,
+    shared: Range<usize>,
+    len: usize,
     offload: Offload,
     run: Option<Run>,
 }
@@ -35,47 +48,73 @@ struct Run {
 }
 
 impl Staged {
-    /// A frame to send as it is, after `offload`.
+    /// A frame to send as it is, after `offload` (copied: it may live in
+    /// memory the next receive reuses).
     pub fn push(&mut self, offload: Offload, frame: &[u8]) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(frame);
+        let start = self.owned.len();
+        self.owned.extend_from_slice(frame);
         self.frames.push(StagedFrame {
-            range: start..self.buf.len(),
+            owned: start..self.owned.len(),
+            shared: self.shared.len()..self.shared.len(),
+            len: frame.len(),
             offload,
             run: None,
         });
     }
 
-    /// A result frame (plain Ethernet/IPv4/UDP, no IP options): joins the
-    /// frame staged last if that is a run of results to the same worker
-    /// whose payloads have this one's size and that has room, so a port
-    /// sends a round of results as one super-frame, as the UDP driver
-    /// sends them with GSO.
-    pub fn push_result(&mut self, frame: &[u8]) {
-        let Some(payload) = frame.get(OUTER_HEADERS_LEN..) else {
-            return self.push(Offload::NONE, frame);
-        };
+    /// A result: its Ethernet/IPv4/UDP headers (no IP options, UDP
+    /// checksum none) and its payload, `payload` of the round's
+    /// [`TxFrames::bytes`]. It joins the frame staged last if that is a run
+    /// of results to the same worker whose payloads have this one's size
+    /// and that has room, so a port sends a round of results as one
+    /// super-frame, as the UDP driver sends them with GSO.
+    pub fn push_result(&mut self, head: &[u8], payload: Range<usize>) {
+        let segment = payload.len();
         if let Some(last) = self.frames.last_mut() {
-            let head = &self.buf[last.range.start..];
+            let last_head = &self.owned[last.owned.clone()];
             if let Some(run) = last.run.as_mut().filter(|run| {
-                run.segment == payload.len()
+                run.segment == segment
                     && run.count < MAX_SEGMENTS
                     && (run.count + 1) * run.segment <= MAX_RUN_PAYLOAD
-                    && same_flow(head, frame)
+                    && same_flow(last_head, head)
             }) {
-                self.buf.extend_from_slice(payload);
-                last.range.end = self.buf.len();
+                // Results follow each other in the round's buffer, so a
+                // run's payloads are usually one range: one piece to send.
+                match self.shared.last_mut() {
+                    Some(prev) if prev.end == payload.start => prev.end = payload.end,
+                    _ => {
+                        self.shared.push(payload);
+                        last.shared.end = self.shared.len();
+                    }
+                }
+                last.len += segment;
                 run.count += 1;
                 return;
             }
         }
-        self.push(Offload::NONE, frame);
+        self.push_head_and_payload(head, payload);
         if let Some(last) = self.frames.last_mut() {
-            last.run = Some(Run {
-                segment: payload.len(),
-                count: 1,
-            });
+            last.run = Some(Run { segment, count: 1 });
         }
+    }
+
+    /// A result sent alone (flooded, so not a worker's run).
+    pub fn push_lone_result(&mut self, head: &[u8], payload: Range<usize>) {
+        self.push_head_and_payload(head, payload);
+    }
+
+    fn push_head_and_payload(&mut self, head: &[u8], payload: Range<usize>) {
+        let start = self.owned.len();
+        self.owned.extend_from_slice(head);
+        let len = head.len() + payload.len();
+        self.shared.push(payload);
+        self.frames.push(StagedFrame {
+            owned: start..self.owned.len(),
+            shared: self.shared.len() - 1..self.shared.len(),
+            len,
+            offload: Offload::NONE,
+            run: None,
+        });
     }
 
     /// Gives every run of more than one datagram its super-frame headers;
@@ -83,19 +122,34 @@ impl Staged {
     pub fn finish_runs(&mut self) -> usize {
         let mut runs = 0;
         for frame in &mut self.frames {
-            if let Some(run) = frame.run.filter(|run| run.count > 1) {
-                frame.offload = finish_udp_run(&mut self.buf[frame.range.clone()], run.segment);
+            let Some(run) = frame.run.filter(|run| run.count > 1) else {
+                continue;
+            };
+            if let Ok(head) =
+                <&mut [u8; OUTER_HEADERS_LEN]>::try_from(&mut self.owned[frame.owned.clone()])
+            {
+                frame.offload = finish_udp_run(head, frame.len, run.segment);
                 runs += 1;
             }
         }
         runs
     }
 
-    /// The staged frames with their offload headers, in order.
-    pub fn frames(&self) -> impl Iterator<Item = (Offload, &[u8])> {
-        self.frames
-            .iter()
-            .map(|f| (f.offload, &self.buf[f.range.clone()]))
+    /// The staged frames in order, each with its offload header and its
+    /// bytes in pieces; `shared` is the round's [`TxFrames::bytes`].
+    pub fn frames<'a>(
+        &'a self,
+        shared: &'a [u8],
+    ) -> impl Iterator<Item = (Offload, impl Iterator<Item = &'a [u8]> + Clone + 'a)> + 'a {
+        self.frames.iter().map(move |f| {
+            let payloads = self.shared[f.shared.clone()]
+                .iter()
+                .map(move |r| &shared[r.clone()]);
+            (
+                f.offload,
+                std::iter::once(&self.owned[f.owned.clone()]).chain(payloads),
+            )
+        })
     }
 
     /// Whether nothing is staged.
@@ -105,7 +159,8 @@ impl Staged {
 
     /// Forgets every frame (keeps the capacity).
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.owned.clear();
+        self.shared.clear();
         self.frames.clear();
     }
 }
@@ -122,16 +177,20 @@ fn same_flow(a: &[u8], b: &[u8]) -> bool {
 
 /// Stages the frames the switch originated: a result to one known worker
 /// may join a run; anything else (and a result flooded because the
-/// worker's MAC is unknown) goes alone.
+/// worker's MAC is unknown) goes alone. The staged results refer to
+/// `originated`'s bytes, which must outlive the send.
 pub fn stage_originated(staged: &mut [Staged], originated: &TxFrames) {
-    for (frame, mask, result) in originated.iter_tagged() {
-        for port in mask.iter() {
-            if let Some(s) = staged.get_mut(port) {
-                if result && mask == PortMask::one(port) {
-                    s.push_result(frame);
-                } else {
-                    s.push(Offload::NONE, frame);
-                }
+    for frame in originated.iter() {
+        for port in frame.ports.iter() {
+            let Some(s) = staged.get_mut(port) else {
+                continue;
+            };
+            if !frame.is_result() {
+                s.push(Offload::NONE, frame.body);
+            } else if frame.ports == PortMask::one(port) {
+                s.push_result(frame.head, frame.body_range.clone());
+            } else {
+                s.push_lone_result(frame.head, frame.body_range.clone());
             }
         }
     }
@@ -140,7 +199,7 @@ pub fn stage_originated(staged: &mut [Staged], originated: &TxFrames) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use packet_format::frame::{emit_udp_no_checksum, Endpoint};
+    use packet_format::frame::{emit_udp_no_checksum, udp_headers_no_checksum, Endpoint};
 
     fn endpoint(n: u8, port: u16) -> Endpoint {
         Endpoint {
@@ -150,55 +209,117 @@ mod tests {
         }
     }
 
-    fn result(to: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = Vec::new();
-        emit_udp_no_checksum(endpoint(254, 47000), endpoint(to, 40000), payload, &mut f);
-        f
+    /// A result to worker `to`: its headers, and its payload appended to `shared`.
+    fn result(
+        shared: &mut Vec<u8>,
+        to: u8,
+        payload: &[u8],
+    ) -> ([u8; OUTER_HEADERS_LEN], Range<usize>) {
+        let head =
+            udp_headers_no_checksum(endpoint(254, 47000), endpoint(to, 40000), payload.len());
+        let start = shared.len();
+        shared.extend_from_slice(payload);
+        (head, start..shared.len())
+    }
+
+    fn whole_frames(s: &Staged, shared: &[u8]) -> Vec<(Offload, Vec<u8>)> {
+        s.frames(shared)
+            .map(|(h, parts)| (h, parts.flatten().copied().collect()))
+            .collect()
     }
 
     #[test]
     fn results_to_one_worker_join_runs() {
+        let mut shared = Vec::new();
         let mut s = Staged::default();
         for k in 0..3u8 {
-            s.push_result(&result(1, &[k; 100]));
+            let (head, payload) = result(&mut shared, 1, &[k; 100]);
+            s.push_result(&head, payload);
         }
         // Another size, another worker and a forwarded frame each start anew.
-        s.push_result(&result(1, &[9; 60]));
-        s.push_result(&result(2, &[8; 60]));
-        s.push(Offload::NONE, &result(2, &[7; 60]));
-        s.push_result(&result(2, &[6; 60]));
+        for (to, fill, forwarded) in [(1, 9, false), (2, 8, false), (2, 7, true), (2, 6, false)] {
+            let (head, payload) = result(&mut shared, to, &[fill; 60]);
+            if forwarded {
+                let mut frame = Vec::new();
+                emit_udp_no_checksum(endpoint(3, 1), endpoint(to, 2), &[fill; 60], &mut frame);
+                s.push(Offload::NONE, &frame);
+            } else {
+                s.push_result(&head, payload);
+            }
+        }
         let counts: Vec<usize> = s
             .frames
             .iter()
             .map(|f| f.run.map_or(0, |r| r.count))
             .collect();
         assert_eq!(counts, [3, 1, 1, 0, 1]);
-        s.finish_runs();
-        let first = &s.frames[0];
-        assert_eq!(first.offload.udp_segment_size(), Some(100));
-        let bytes = &s.buf[first.range.clone()];
+        assert_eq!(s.finish_runs(), 1);
+        // The run's adjacent payloads go as one piece after its headers.
+        let pieces: Vec<usize> = s.frames(&shared).map(|(_, p)| p.count()).collect();
+        assert_eq!(pieces, [2, 2, 2, 1, 2]);
+        let frames = whole_frames(&s, &shared);
+        let (offload, bytes) = &frames[0];
+        assert_eq!(offload.udp_segment_size(), Some(100));
         assert_eq!(bytes.len(), OUTER_HEADERS_LEN + 300);
         assert_eq!(
             &bytes[OUTER_HEADERS_LEN + 100..OUTER_HEADERS_LEN + 200],
             &[1; 100]
         );
-        // A lone result stays a plain frame (UDP checksum none).
-        assert!(s.frames[1..].iter().all(|f| f.offload == Offload::NONE));
+        // The lone results are their headers and payloads as they came
+        // (UDP checksum none), and the forwarded frame is itself.
+        for ((offload, bytes), fill) in frames[1..].iter().zip([9, 8, 7, 6]) {
+            assert_eq!(*offload, Offload::NONE);
+            assert_eq!(bytes.len(), OUTER_HEADERS_LEN + 60);
+            assert_eq!(bytes[OUTER_HEADERS_LEN..], [fill; 60]);
+        }
+    }
+
+    #[test]
+    fn a_run_of_payloads_apart_in_the_buffer_is_sent_whole() {
+        let mut shared = Vec::new();
+        let mut s = Staged::default();
+        for k in 0..3u8 {
+            let (head, payload) = result(&mut shared, 1, &[k; 50]);
+            s.push_result(&head, payload);
+            // Another frame's bytes between two results' payloads.
+            shared.push(0xee);
+        }
+        assert_eq!(s.finish_runs(), 1);
+        let frames = whole_frames(&s, &shared);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(
+            frames[0].1[OUTER_HEADERS_LEN..],
+            [[0u8; 50], [1; 50], [2; 50]].concat()
+        );
     }
 
     #[test]
     fn runs_stop_at_the_segment_and_length_limits() {
+        let mut shared = Vec::new();
         let mut s = Staged::default();
         for _ in 0..MAX_SEGMENTS + 1 {
-            s.push_result(&result(1, &[0; 16]));
+            let (head, payload) = result(&mut shared, 1, &[0; 16]);
+            s.push_result(&head, payload);
         }
         let counts: Vec<usize> = s.frames.iter().map(|f| f.run.unwrap().count).collect();
         assert_eq!(counts, [MAX_SEGMENTS, 1]);
         let mut s = Staged::default();
         for _ in 0..3 {
-            s.push_result(&result(1, &vec![0; 30_000]));
+            let (head, payload) = result(&mut shared, 1, &vec![0; 30_000]);
+            s.push_result(&head, payload);
         }
         let counts: Vec<usize> = s.frames.iter().map(|f| f.run.unwrap().count).collect();
         assert_eq!(counts, [2, 1]);
+    }
+
+    #[test]
+    fn a_flooded_result_goes_alone_to_each_port() {
+        let mut tx_frames = Vec::new();
+        let (head, payload) = result(&mut tx_frames, 1, &[5; 40]);
+        let mut s = Staged::default();
+        s.push_lone_result(&head, payload.clone());
+        s.push_lone_result(&head, payload);
+        assert_eq!(s.finish_runs(), 0);
+        assert_eq!(whole_frames(&s, &tx_frames).len(), 2);
     }
 }
