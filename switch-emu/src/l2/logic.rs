@@ -15,6 +15,7 @@ use smoltcp::wire::{
     EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
 
+use super::heads::{ResultHead, ResultHeads};
 use super::offload::Offload;
 use super::table::{MacTable, NeighborTable};
 use crate::core::{SwitchCore, Verdict};
@@ -41,7 +42,16 @@ impl PortMask {
     }
     /// The ports in the set, ascending.
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..MAX_PORTS).filter(move |p| self.0 & (1 << p) != 0)
+        // Bit by bit from the lowest set one: a result's mask has one bit,
+        // and this runs for every result (scanning 64 bits showed in profiles).
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let port = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                port
+            })
+        })
     }
 }
 
@@ -214,6 +224,8 @@ pub struct L2Switch {
     neighbors: NeighborTable,
     counters: L2Counters,
     result: Vec<u8>,
+    /// Result headers per member for the current instant.
+    heads: ResultHeads,
 }
 
 const BROADCAST: [u8; 6] = [0xff; 6];
@@ -228,6 +240,7 @@ impl L2Switch {
             config,
             counters: L2Counters::default(),
             result: Vec::new(),
+            heads: ResultHeads::default(),
         }
     }
 
@@ -245,6 +258,7 @@ impl L2Switch {
     pub fn expire(&mut self, now: Instant) {
         self.macs.expire(now);
         self.neighbors.expire(now);
+        self.heads.clear();
     }
 
     fn all_ports(&self) -> PortMask {
@@ -301,7 +315,9 @@ impl L2Switch {
             self.counters.malformed += 1;
             return Decision::Consumed;
         }
-        self.macs.learn(src.0, in_port, now);
+        if self.macs.learn(src.0, in_port, now) {
+            self.heads.clear();
+        }
         let to_me = dst.0 == self.config.mac;
         match eth.ethertype() {
             EthernetProtocol::Arp if self.handle_arp(now, in_port, eth.payload(), tx) => {
@@ -312,7 +328,9 @@ impl L2Switch {
                     if ip.dst_addr() == self.config.ip
                         && (to_me || dst.is_broadcast() || dst.is_multicast())
                     {
-                        self.neighbors.learn(ip.src_addr(), src.0, now);
+                        if self.neighbors.learn(ip.src_addr(), src.0, now) {
+                            self.heads.clear();
+                        }
                         if self.handle_local_ipv4(now, in_port, offload, frame, core, tx) {
                             return Decision::Consumed;
                         }
@@ -388,9 +406,12 @@ impl L2Switch {
         else {
             return false;
         };
-        if source_hardware_addr.is_unicast() {
-            self.neighbors
-                .learn(source_protocol_addr, source_hardware_addr.0, now);
+        if source_hardware_addr.is_unicast()
+            && self
+                .neighbors
+                .learn(source_protocol_addr, source_hardware_addr.0, now)
+        {
+            self.heads.clear();
         }
         if target_protocol_addr != self.config.ip
             || operation != ArpOperation::Request
@@ -493,30 +514,37 @@ impl L2Switch {
         payload: Range<usize>,
         tx: &mut TxFrames,
     ) {
+        self.counters.agg_out += 1;
+        if let Some(head) = self.heads.get(now, to, payload.len()) {
+            return tx.push_result(PortMask::one(head.port), head.bytes, payload);
+        }
         let known = self
             .neighbors
             .lookup(to.ip(), now)
             .and_then(|mac| self.macs.lookup(&mac, now).map(|port| (mac, port)));
-        let (mac, ports) = match known {
-            Some((mac, port)) => (mac, PortMask::one(port)),
-            None => {
-                self.counters.agg_out_flooded += 1;
-                (BROADCAST, self.all_ports())
-            }
-        };
         let src = Endpoint {
             mac: self.config.mac,
             ip: self.config.ip,
             port: UDP_PORT,
         };
-        let dst = Endpoint {
+        let dst = |mac| Endpoint {
             mac,
             ip: *to.ip(),
             port: to.port(),
         };
-        let head = udp_headers_no_checksum(src, dst, payload.len());
-        tx.push_result(ports, head, payload);
-        self.counters.agg_out += 1;
+        match known {
+            Some((mac, port)) => {
+                let bytes = udp_headers_no_checksum(src, dst(mac), payload.len());
+                self.heads
+                    .insert(now, to, payload.len(), ResultHead { port, bytes });
+                tx.push_result(PortMask::one(port), bytes, payload);
+            }
+            None => {
+                self.counters.agg_out_flooded += 1;
+                let bytes = udp_headers_no_checksum(src, dst(BROADCAST), payload.len());
+                tx.push_result(self.all_ports(), bytes, payload);
+            }
+        }
     }
 
     /// Answers an ICMP echo request; `None` if the frame is not one.

@@ -63,6 +63,11 @@ fn arp(op: ArpOperation, sha: [u8; 6], spa: Ipv4Addr, dst: [u8; 6], tpa: Ipv4Add
 }
 
 fn contribution(rank: u16, values: &[i32]) -> Vec<u8> {
+    contribution_to(rank, 0, values)
+}
+
+/// A contribution to slot `slot` in its first round (seq = slot).
+fn contribution_to(rank: u16, slot: u16, values: &[i32]) -> Vec<u8> {
     let repr = Repr {
         msg_type: MsgType::Contribution,
         set: false,
@@ -70,8 +75,8 @@ fn contribution(rank: u16, values: &[i32]) -> Vec<u8> {
         job_id: 7,
         rank,
         key: 0xdead_beef,
-        seq: 0,
-        slot: 0,
+        seq: u32::from(slot),
+        slot,
         elem_count: values.len() as u16,
         exponent: NO_EXPONENT,
     };
@@ -310,6 +315,43 @@ fn aggregation_results_go_to_each_workers_port() {
     }
     assert_eq!(sw.counters().agg_in, 2);
     assert_eq!(sw.counters().agg_out, 2);
+}
+
+#[test]
+fn a_worker_that_moved_gets_its_next_result_on_its_new_port() {
+    let (mut sw, mut core, mut tx, now) = two_known_workers();
+    let complete = |sw: &mut L2Switch, core: &mut SwitchCore, tx: &mut TxFrames, slot| {
+        tx.clear();
+        for (port, n) in [(0usize, 1u8), (2, 2)] {
+            let f = udp_frame(
+                worker(n),
+                switch_endpoint(),
+                &contribution_to(u16::from(n) - 1, slot, &[1]),
+            );
+            sw.handle_frame(now, port, &f, core, tx);
+        }
+        tx.to_frames()
+    };
+    let ports = |frames: &[(Vec<u8>, PortMask)]| frames.iter().map(|f| f.1).collect::<Vec<_>>();
+    let first = complete(&mut sw, &mut core, &mut tx, 0);
+    assert_eq!(ports(&first), [PortMask::one(0), PortMask::one(2)]);
+    // Worker 1 now sends from port 1 (at the same instant, so only the
+    // table change can tell the switch its result headers are stale).
+    let f = raw(mac(1), [0xff; 6], 0x88b5);
+    sw.handle_frame(now, 1, &f, &mut core, &mut tx);
+    // Its next contribution arrives on port 1 as well.
+    tx.clear();
+    let f = udp_frame(worker(1), switch_endpoint(), &contribution_to(0, 1, &[1]));
+    sw.handle_frame(now, 1, &f, &mut core, &mut tx);
+    let f = udp_frame(worker(2), switch_endpoint(), &contribution_to(1, 1, &[1]));
+    sw.handle_frame(now, 2, &f, &mut core, &mut tx);
+    let second = tx.to_frames();
+    assert_eq!(ports(&second), [PortMask::one(1), PortMask::one(2)]);
+    // The same headers as before: only the port changed.
+    assert_eq!(
+        second[0].0[..OUTER_HEADERS_LEN],
+        first[0].0[..OUTER_HEADERS_LEN]
+    );
 }
 
 #[test]

@@ -26,9 +26,13 @@ impl MacTable {
         }
     }
 
-    /// Records that `mac` sent a frame on `port` at `now`.
-    pub fn learn(&mut self, mac: [u8; 6], port: usize, now: Instant) {
-        self.entries.insert(mac, (port, now));
+    /// Records that `mac` sent a frame on `port` at `now`; returns whether
+    /// that changed where `mac` is (new, moved, or back after aging out).
+    pub fn learn(&mut self, mac: [u8; 6], port: usize, now: Instant) -> bool {
+        let before = self.entries.insert(mac, (port, now));
+        before.is_none_or(|(was, seen)| {
+            was != port || now.saturating_duration_since(seen) >= self.aging
+        })
     }
 
     /// The port `mac` was last seen on, unless the entry has aged out.
@@ -74,12 +78,16 @@ impl NeighborTable {
         }
     }
 
-    /// Records that `ip` uses `mac`.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: Instant) {
+    /// Records that `ip` uses `mac`; returns whether that changed the MAC
+    /// of `ip` (new, another one, or back after aging out).
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: Instant) -> bool {
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-            return;
+            return false;
         }
-        self.entries.insert(ip, (mac, now));
+        let before = self.entries.insert(ip, (mac, now));
+        before.is_none_or(|(was, seen)| {
+            was != mac || now.saturating_duration_since(seen) >= self.aging
+        })
     }
 
     /// The MAC address of `ip`, unless unknown or aged.
@@ -106,14 +114,24 @@ mod tests {
     fn mac_entries_age_out() {
         let t0 = Instant::now();
         let mut t = MacTable::new(Duration::from_secs(10));
-        t.learn([2, 0, 0, 0, 0, 1], 3, t0);
+        assert!(t.learn([2, 0, 0, 0, 0, 1], 3, t0), "new");
+        assert!(!t.learn([2, 0, 0, 0, 0, 1], 3, t0), "refreshed only");
         assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], t0), Some(3));
         assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 2], t0), None);
         let later = t0 + Duration::from_secs(10);
         assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], later), None);
-        t.learn([2, 0, 0, 0, 0, 1], 1, later);
+        assert!(
+            t.learn([2, 0, 0, 0, 0, 1], 1, later),
+            "moved after aging out"
+        );
         assert_eq!(t.lookup(&[2, 0, 0, 0, 0, 1], later), Some(1));
-        t.expire(later + Duration::from_secs(11));
+        assert!(t.learn([2, 0, 0, 0, 0, 1], 2, later), "moved");
+        assert!(!t.learn([2, 0, 0, 0, 0, 1], 2, later + Duration::from_secs(9)));
+        assert!(
+            t.learn([2, 0, 0, 0, 0, 1], 2, later + Duration::from_secs(30)),
+            "back after aging out"
+        );
+        t.expire(later + Duration::from_secs(41));
         assert!(t.is_empty());
     }
 
@@ -121,12 +139,17 @@ mod tests {
     fn neighbors_ignore_non_unicast() {
         let t0 = Instant::now();
         let mut n = NeighborTable::new(Duration::from_secs(10));
-        n.learn(Ipv4Addr::UNSPECIFIED, [2, 0, 0, 0, 0, 1], t0);
-        n.learn(Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 1], t0);
+        assert!(!n.learn(Ipv4Addr::UNSPECIFIED, [2, 0, 0, 0, 0, 1], t0));
+        assert!(n.learn(Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 1], t0));
+        assert!(!n.learn(Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 1], t0));
         assert_eq!(n.lookup(&Ipv4Addr::UNSPECIFIED, t0), None);
         assert_eq!(
             n.lookup(&Ipv4Addr::new(10, 0, 0, 1), t0),
             Some([2, 0, 0, 0, 0, 1])
+        );
+        assert!(
+            n.learn(Ipv4Addr::new(10, 0, 0, 1), [2, 0, 0, 0, 0, 2], t0),
+            "another MAC"
         );
         n.expire(t0 + Duration::from_secs(10));
         assert_eq!(n.lookup(&Ipv4Addr::new(10, 0, 0, 1), t0), None);
