@@ -127,8 +127,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "tb")]
     name_prefix: String,
     /// What joins the links: switch-emu as the L2 switch (AF_PACKET ports),
-    /// or the kernel bridge with switch-emu's UDP driver (GSO/GRO through
-    /// the veths; the emulator's fastest path, but not an L2 switch).
+    /// or the kernel bridge with switch-emu's UDP driver (results multicast
+    /// and copied to the ports by the bridge; not an L2 switch). Both carry
+    /// GSO super-frames through the veths.
     #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
     fabric: Fabric,
     /// On the kernel bridge, send every result to each worker by unicast

@@ -79,15 +79,17 @@ pub enum TopoError {
 #[serde(rename_all = "kebab-case")]
 pub enum Fabric {
     /// switch-emu is the L2 switch: it opens every port (AF_PACKET rings),
-    /// forwards frames and aggregates (`serve --port ...`). Offloads are
-    /// off on the kernel ends, since frames pass through user space.
+    /// forwards frames and aggregates (`serve --port ...`). Offloads stay
+    /// on: its ports exchange each frame's offload header with the kernel,
+    /// so the agents' GSO runs reach it as super-frames and its results to
+    /// one worker leave as one.
     #[default]
     SwitchEmu,
     /// The switch namespace's kernel bridges the ports (`br0`, with the CPU
     /// port); switch-emu runs its UDP driver on the switch's address (`ctl`)
-    /// and only aggregates. Offloads stay on, so UDP GSO super-packets cross
-    /// the veths and the bridge whole and arrive coalesced (GRO): the
-    /// emulator's fastest path, but the forwarding is the kernel's.
+    /// and only aggregates. UDP GSO super-packets cross the veths and the
+    /// bridge whole and arrive coalesced (GRO), and the bridge copies a
+    /// multicast result to the ports; the forwarding is the kernel's.
     KernelBridge,
 }
 
