@@ -108,8 +108,8 @@ struct Queued {
 pub struct OutFrame<'a> {
     /// For a result: the Ethernet/IPv4/UDP headers of this member's copy
     /// (a plain UDP frame a driver may merge with the next results to the
-    /// same worker into one GSO super-frame). Empty for any other frame.
-    pub head: &'a [u8],
+    /// same worker into one GSO super-frame). `None` for any other frame.
+    pub head: Option<&'a [u8; OUTER_HEADERS_LEN]>,
     /// The result's payload (shared by every member), or the whole frame.
     pub body: &'a [u8],
     /// Where `body` lies in [`TxFrames::bytes`].
@@ -121,12 +121,12 @@ pub struct OutFrame<'a> {
 impl OutFrame<'_> {
     /// Whether this is a result (it has headers of its own).
     pub fn is_result(&self) -> bool {
-        !self.head.is_empty()
+        self.head.is_some()
     }
 
     /// The whole frame, headers and body, in one buffer.
     pub fn to_vec(&self) -> Vec<u8> {
-        [self.head, self.body].concat()
+        [self.head.map_or(&[][..], |h| &h[..]), self.body].concat()
     }
 }
 
@@ -147,7 +147,7 @@ impl TxFrames {
     /// The queued frames, in order.
     pub fn iter(&self) -> impl Iterator<Item = OutFrame<'_>> {
         self.frames.iter().map(|q| OutFrame {
-            head: q.head.as_ref().map_or(&[][..], |h| &h[..]),
+            head: q.head.as_ref(),
             body: &self.buf[q.body.clone()],
             body_range: q.body.clone(),
             ports: q.ports,

@@ -68,7 +68,7 @@ impl Staged {
     /// of results to the same worker whose payloads have this one's size
     /// and that has room, so a port sends a round of results as one
     /// super-frame, as the UDP driver sends them with GSO.
-    pub fn push_result(&mut self, head: &[u8], payload: Range<usize>) {
+    pub fn push_result(&mut self, head: &[u8; OUTER_HEADERS_LEN], payload: Range<usize>) {
         let segment = payload.len();
         if let Some(last) = self.frames.last_mut() {
             let last_head = &self.owned[last.owned.clone()];
@@ -99,11 +99,11 @@ impl Staged {
     }
 
     /// A result sent alone (flooded, so not a worker's run).
-    pub fn push_lone_result(&mut self, head: &[u8], payload: Range<usize>) {
+    pub fn push_lone_result(&mut self, head: &[u8; OUTER_HEADERS_LEN], payload: Range<usize>) {
         self.push_head_and_payload(head, payload);
     }
 
-    fn push_head_and_payload(&mut self, head: &[u8], payload: Range<usize>) {
+    fn push_head_and_payload(&mut self, head: &[u8; OUTER_HEADERS_LEN], payload: Range<usize>) {
         let start = self.owned.len();
         self.owned.extend_from_slice(head);
         let len = head.len() + payload.len();
@@ -185,12 +185,12 @@ pub fn stage_originated(staged: &mut [Staged], originated: &TxFrames) {
             let Some(s) = staged.get_mut(port) else {
                 continue;
             };
-            if !frame.is_result() {
-                s.push(Offload::NONE, frame.body);
-            } else if frame.ports == PortMask::one(port) {
-                s.push_result(frame.head, frame.body_range.clone());
-            } else {
-                s.push_lone_result(frame.head, frame.body_range.clone());
+            match frame.head {
+                None => s.push(Offload::NONE, frame.body),
+                Some(head) if frame.ports == PortMask::one(port) => {
+                    s.push_result(head, frame.body_range.clone())
+                }
+                Some(head) => s.push_lone_result(head, frame.body_range.clone()),
             }
         }
     }
