@@ -56,7 +56,8 @@ enum TopoCommand {
     Run {
         #[arg(long)]
         name: String,
-        /// Extra arguments for `switch-emu serve`.
+        /// Extra argument for `switch-emu serve`, one per flag (repeat:
+        /// --serve-args=--elements --serve-args=256).
         #[arg(long, allow_hyphen_values = true)]
         serve_args: Vec<String>,
         /// On a kernel-bridge topology, send every result to each worker by
