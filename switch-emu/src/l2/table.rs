@@ -3,106 +3,122 @@
 //! uses (to address aggregation results to a worker's MAC).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// Default MAC aging time, as Linux bridges and most switches (300 s).
 pub const DEFAULT_AGING: Duration = Duration::from_secs(300);
 
-/// MAC address -> (port, last seen). An entry older than the aging time is
-/// treated as unknown, so a host that moved is found again by flooding.
+/// Entries that age: each value with when it was last refreshed; one older
+/// than the aging time is treated as absent. Both tables are one of these.
 #[derive(Debug)]
-pub struct MacTable {
-    entries: HashMap<[u8; 6], (usize, Instant)>,
+struct AgingMap<K, V> {
+    entries: HashMap<K, (V, Instant)>,
     aging: Duration,
 }
 
-impl MacTable {
-    /// An empty table whose entries expire `aging` after they were last refreshed.
-    pub fn new(aging: Duration) -> Self {
-        MacTable {
+impl<K: Eq + Hash, V: Copy + PartialEq> AgingMap<K, V> {
+    fn new(aging: Duration) -> Self {
+        AgingMap {
             entries: HashMap::new(),
             aging,
         }
     }
 
+    /// Sets `key` to `value` as of `now`; returns whether what a lookup at
+    /// `now` gives for `key` changed (new, another value, or back after
+    /// aging out), which is what caches of lookups must hear about.
+    fn learn(&mut self, key: K, value: V, now: Instant) -> bool {
+        let before = self.entries.insert(key, (value, now));
+        before.is_none_or(|(was, seen)| was != value || !fresh(self.aging, seen, now))
+    }
+
+    fn lookup(&self, key: &K, now: Instant) -> Option<V> {
+        self.entries
+            .get(key)
+            .filter(|(_, seen)| fresh(self.aging, *seen, now))
+            .map(|(value, _)| *value)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let aging = self.aging;
+        self.entries.retain(|_, (_, seen)| fresh(aging, *seen, now));
+    }
+}
+
+/// Whether an entry refreshed at `seen` still holds at `now`.
+fn fresh(aging: Duration, seen: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(seen) < aging
+}
+
+/// MAC address -> (port, last seen). An entry older than the aging time is
+/// treated as unknown, so a host that moved is found again by flooding.
+#[derive(Debug)]
+pub struct MacTable(AgingMap<[u8; 6], usize>);
+
+impl MacTable {
+    /// An empty table whose entries expire `aging` after they were last refreshed.
+    pub fn new(aging: Duration) -> Self {
+        MacTable(AgingMap::new(aging))
+    }
+
     /// Records that `mac` sent a frame on `port` at `now`; returns whether
     /// that changed where `mac` is (new, moved, or back after aging out).
     pub fn learn(&mut self, mac: [u8; 6], port: usize, now: Instant) -> bool {
-        let before = self.entries.insert(mac, (port, now));
-        before.is_none_or(|(was, seen)| {
-            was != port || now.saturating_duration_since(seen) >= self.aging
-        })
+        self.0.learn(mac, port, now)
     }
 
     /// The port `mac` was last seen on, unless the entry has aged out.
     pub fn lookup(&self, mac: &[u8; 6], now: Instant) -> Option<usize> {
-        self.entries
-            .get(mac)
-            .filter(|(_, seen)| now.saturating_duration_since(*seen) < self.aging)
-            .map(|(port, _)| *port)
+        self.0.lookup(mac, now)
     }
 
     /// Removes aged entries (called periodically so the table stays bounded).
     pub fn expire(&mut self, now: Instant) {
-        let aging = self.aging;
-        self.entries
-            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < aging);
+        self.0.expire(now);
     }
 
     /// Number of entries (aged or not).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.0.entries.len()
     }
 
     /// Whether the table holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.0.entries.is_empty()
     }
 }
 
 /// IPv4 address -> MAC address, learned from ARP and from IPv4 frames sent
 /// to the switch. Entries age like the MAC table.
 #[derive(Debug)]
-pub struct NeighborTable {
-    entries: HashMap<Ipv4Addr, ([u8; 6], Instant)>,
-    aging: Duration,
-}
+pub struct NeighborTable(AgingMap<Ipv4Addr, [u8; 6]>);
 
 impl NeighborTable {
     /// An empty table.
     pub fn new(aging: Duration) -> Self {
-        NeighborTable {
-            entries: HashMap::new(),
-            aging,
-        }
+        NeighborTable(AgingMap::new(aging))
     }
 
     /// Records that `ip` uses `mac`; returns whether that changed the MAC
-    /// of `ip` (new, another one, or back after aging out).
+    /// of `ip` (new, another one, or back after aging out). Unspecified,
+    /// broadcast and multicast addresses are not neighbours.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: [u8; 6], now: Instant) -> bool {
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
             return false;
         }
-        let before = self.entries.insert(ip, (mac, now));
-        before.is_none_or(|(was, seen)| {
-            was != mac || now.saturating_duration_since(seen) >= self.aging
-        })
+        self.0.learn(ip, mac, now)
     }
 
     /// The MAC address of `ip`, unless unknown or aged.
     pub fn lookup(&self, ip: &Ipv4Addr, now: Instant) -> Option<[u8; 6]> {
-        self.entries
-            .get(ip)
-            .filter(|(_, seen)| now.saturating_duration_since(*seen) < self.aging)
-            .map(|(mac, _)| *mac)
+        self.0.lookup(ip, now)
     }
 
     /// Removes aged entries.
     pub fn expire(&mut self, now: Instant) {
-        let aging = self.aging;
-        self.entries
-            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < aging);
+        self.0.expire(now);
     }
 }
 
