@@ -34,7 +34,6 @@ pub struct Staged {
 struct StagedFrame {
     owned: Range<usize>,
     shared: Range<usize>,
-    len: usize,
     offload: Offload,
     run: Option<Run>,
 }
@@ -56,7 +55,6 @@ impl Staged {
         self.frames.push(StagedFrame {
             owned: start..self.owned.len(),
             shared: self.shared.len()..self.shared.len(),
-            len: frame.len(),
             offload,
             run: None,
         });
@@ -87,31 +85,25 @@ impl Staged {
                         last.shared.end = self.shared.len();
                     }
                 }
-                last.len += segment;
                 run.count += 1;
                 return;
             }
         }
-        self.push_head_and_payload(head, payload);
+        self.push_lone_result(head, payload);
         if let Some(last) = self.frames.last_mut() {
             last.run = Some(Run { segment, count: 1 });
         }
     }
 
-    /// A result sent alone (flooded, so not a worker's run).
+    /// A result sent alone (flooded, so not a worker's run), or the first
+    /// of a run.
     pub fn push_lone_result(&mut self, head: &[u8; OUTER_HEADERS_LEN], payload: Range<usize>) {
-        self.push_head_and_payload(head, payload);
-    }
-
-    fn push_head_and_payload(&mut self, head: &[u8; OUTER_HEADERS_LEN], payload: Range<usize>) {
         let start = self.owned.len();
         self.owned.extend_from_slice(head);
-        let len = head.len() + payload.len();
         self.shared.push(payload);
         self.frames.push(StagedFrame {
             owned: start..self.owned.len(),
             shared: self.shared.len() - 1..self.shared.len(),
-            len,
             offload: Offload::NONE,
             run: None,
         });
@@ -128,7 +120,8 @@ impl Staged {
             if let Ok(head) =
                 <&mut [u8; OUTER_HEADERS_LEN]>::try_from(&mut self.owned[frame.owned.clone()])
             {
-                frame.offload = finish_udp_run(head, frame.len, run.segment);
+                let len = OUTER_HEADERS_LEN + run.count * run.segment;
+                frame.offload = finish_udp_run(head, len, run.segment);
                 runs += 1;
             }
         }
