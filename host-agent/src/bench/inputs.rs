@@ -6,6 +6,7 @@
 use crate::quantize::{block_exponent, error_bound};
 
 /// SplitMix64's finalizer: a cheap, well-mixed 64-bit hash.
+#[inline]
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -24,6 +25,7 @@ impl Stream {
             ^ 0x1a2b_3c4d_0000_0000))
     }
 
+    #[inline]
     fn bits(self, index: usize) -> u64 {
         mix(self
             .0
@@ -31,12 +33,14 @@ impl Stream {
     }
 
     /// The i32 input at `index`: the whole range, so sums wrap.
+    #[inline]
     pub fn i32_at(self, index: usize) -> i32 {
         self.bits(index) as i32
     }
 
     /// The f32 input at `index`: uniform in `[-s, s)` with `s = 2^k`, `k`
     /// cycling through -8..8 every 4096 elements, so blocks have different exponents.
+    #[inline]
     pub fn f32_at(self, index: usize) -> f32 {
         let u = (self.bits(index) >> 40) as f32 * (1.0 / (1u32 << 24) as f32);
         // 2^k built from its bits (k + 127 is the biased exponent).
@@ -47,17 +51,32 @@ impl Stream {
 
 /// Fills `out` with `rank`'s i32 input of `iteration`.
 pub fn fill_i32(rank: u16, iteration: u32, out: &mut [i32]) {
-    let s = Stream::new(rank, iteration);
-    for (i, x) in out.iter_mut().enumerate() {
-        *x = s.i32_at(i);
+    out.fill(0);
+    add_i32_from(Stream::new(rank, iteration), 0, out);
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// Adds `stream.i32_at(first + i)` to element `i` of `sums` (wrapping),
+    /// several lanes wide as [`fill_f32_from`].
+    fn add_i32_from(stream: Stream, first: usize, sums: &mut [i32]) {
+        for (i, x) in sums.iter_mut().enumerate() {
+            *x = x.wrapping_add(stream.i32_at(first + i));
+        }
     }
 }
 
 /// Fills `out` with `rank`'s f32 input of `iteration`.
 pub fn fill_f32(rank: u16, iteration: u32, out: &mut [f32]) {
-    let s = Stream::new(rank, iteration);
-    for (i, x) in out.iter_mut().enumerate() {
-        *x = s.f32_at(i);
+    fill_f32_from(Stream::new(rank, iteration), 0, out);
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// Element `i` of `out` gets `stream.f32_at(first + i)`; each element
+    /// depends on its index only, so the loop runs several lanes wide.
+    fn fill_f32_from(stream: Stream, first: usize, out: &mut [f32]) {
+        for (i, x) in out.iter_mut().enumerate() {
+            *x = stream.f32_at(first + i);
+        }
     }
 }
 
@@ -89,19 +108,24 @@ const I32_CHECK_BLOCK: usize = 4096;
 /// Checks `share` of an i32 allreduce result: the exact wrapping sum over `world` ranks.
 pub fn check_i32(world: u16, iteration: u32, share: Share, got: &[i32]) -> Result<(), String> {
     let streams: Vec<Stream> = (0..world).map(|r| Stream::new(r, iteration)).collect();
+    let mut sums = vec![0i32; I32_CHECK_BLOCK];
     for (b, block) in got.chunks(I32_CHECK_BLOCK).enumerate() {
         if !share.holds(b) {
             continue;
         }
         let start = b * I32_CHECK_BLOCK;
-        for (j, &g) in block.iter().enumerate() {
-            let i = start + j;
-            let expected = streams
-                .iter()
-                .fold(0i32, |acc, s| acc.wrapping_add(s.i32_at(i)));
-            if g != expected {
-                return Err(format!("element {i}: got {g}, expected {expected}"));
-            }
+        let expected = &mut sums[..block.len()];
+        expected.fill(0);
+        for s in &streams {
+            add_i32_from(*s, start, expected);
+        }
+        if let Some(j) = block.iter().zip(&*expected).position(|(g, e)| g != e) {
+            return Err(format!(
+                "element {}: got {}, expected {}",
+                start + j,
+                block[j],
+                expected[j]
+            ));
         }
     }
     Ok(())
@@ -127,24 +151,21 @@ pub fn check_f32(
             continue;
         }
         let start = b * epp;
-        exact[..block.len()].fill(0.0);
-        magnitude[..block.len()].fill(0.0);
-        let mut n = 0;
-        for s in &streams {
-            for j in 0..block.len() {
-                let x = s.f32_at(start + j);
-                values[n] = x;
-                n += 1;
-                exact[j] += f64::from(x);
-                magnitude[j] += f64::from(x).abs();
-            }
+        let (exact, magnitude) = (&mut exact[..block.len()], &mut magnitude[..block.len()]);
+        exact.fill(0.0);
+        magnitude.fill(0.0);
+        let values = &mut values[..block.len() * streams.len()];
+        for (s, part) in streams.iter().zip(values.chunks_mut(block.len())) {
+            fill_f32_from(*s, start, part);
+            accumulate(exact, magnitude, part);
         }
-        let e_max = block_exponent(&values[..n]);
+        let e_max = block_exponent(values);
+        if all_within(block, exact, magnitude, world, e_max) {
+            continue;
+        }
+        // Find the first element out of bounds, for the message.
         for (j, &g) in block.iter().enumerate() {
-            // The f64 reference sum has its own rounding (negligible next
-            // to the quantization term, but not zero).
-            let slack = f64::from(world) * f64::EPSILON * magnitude[j];
-            let bound = error_bound(world, e_max, exact[j]) + slack;
+            let bound = element_bound(world, e_max, exact[j], magnitude[j]);
             let err = (f64::from(g) - exact[j]).abs();
             if !g.is_finite() || err > bound {
                 return Err(format!(
@@ -156,6 +177,40 @@ pub fn check_f32(
         }
     }
     Ok(())
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// Adds each value to `exact` and its magnitude to `magnitude`, in f64.
+    fn accumulate(exact: &mut [f64], magnitude: &mut [f64], values: &[f32]) {
+        for ((e, m), &x) in exact.iter_mut().zip(magnitude.iter_mut()).zip(values) {
+            *e += f64::from(x);
+            *m += f64::from(x).abs();
+        }
+    }
+}
+
+cpu_dispatch::avx2_dispatch! {
+    /// Whether every element of `got` is finite and within its
+    /// [`element_bound`]; it does not stop at the first failure, so that
+    /// the loop runs several lanes wide.
+    fn all_within(got: &[f32], exact: &[f64], magnitude: &[f64], world: u16, e_max: i16) -> bool {
+        got.iter()
+            .zip(exact)
+            .zip(magnitude)
+            .fold(true, |ok, ((&g, &x), &m)| {
+                let err = (f64::from(g) - x).abs();
+                ok & g.is_finite() & (err <= element_bound(world, e_max, x, m))
+            })
+    }
+}
+
+/// How far a result element may be from `exact`, the f64 sum of the
+/// inputs whose magnitudes sum to `magnitude`: [`error_bound`] plus the
+/// reference sum's own rounding (negligible next to the quantization
+/// term, but not zero).
+#[inline]
+fn element_bound(world: u16, e_max: i16, exact: f64, magnitude: f64) -> f64 {
+    error_bound(world, e_max, exact) + f64::from(world) * f64::EPSILON * magnitude
 }
 
 /// A 128-bit digest of a result, as four i32 so that ranks can exchange it
@@ -243,6 +298,45 @@ mod tests {
         assert!(check_f32(world, it, 64, Share::ALL, &fout)
             .unwrap_err()
             .starts_with("element 900"));
+        // A NaN or an infinity fails however large the bound.
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut out: Vec<f32> = fsum.iter().map(|&x| x as f32).collect();
+            out[513] = bad;
+            let e = check_f32(world, it, 256, Share::ALL, &out).unwrap_err();
+            assert!(e.starts_with("element 513"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn dispatched_loops_match_the_baseline() {
+        // Ranks on CPUs with and without AVX2 must make the same inputs
+        // and pass the same results.
+        let (world, it, len) = (3u16, 5u32, 3000usize);
+        let (mut sum, fsum) = sums(world, it, len);
+        let mut out: Vec<f32> = fsum.iter().map(|&x| x as f32).collect();
+        out[2999] += 0.01;
+        sum[1234] ^= 4;
+        let run = || {
+            let mut input = vec![0f32; len];
+            fill_f32(2, it, &mut input);
+            let mut ints = vec![0i32; len];
+            fill_i32(2, it, &mut ints);
+            let mut checks = Vec::new();
+            for share in [Share::ALL, Share { index: 2, of: 3 }] {
+                checks.push(check_f32(world, it, 100, share, &out));
+                checks.push(check_i32(world, it, share, &sum));
+            }
+            let bits: Vec<u32> = input.iter().map(|x| x.to_bits()).collect();
+            (bits, ints, checks)
+        };
+        let dispatched = run();
+        cpu_dispatch::set_baseline_only(true);
+        let baseline = run();
+        cpu_dispatch::set_baseline_only(false);
+        assert_eq!(dispatched, baseline);
+        let checks = &dispatched.2;
+        assert!(checks[0].as_ref().unwrap_err().starts_with("element 2999"));
+        assert!(checks[1].as_ref().unwrap_err().starts_with("element 1234"));
     }
 
     #[test]
