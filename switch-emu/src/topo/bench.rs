@@ -7,7 +7,7 @@
 //! rank's median time, algbw, busbw, ATE/s, wire efficiency and, when
 //! shaped, the fraction of the INA bound next to the ring bound. With
 //! several runs per configuration it takes them in rounds and ends with
-//! each configuration's median run.
+//! each configuration's median run and the range of its runs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,9 +165,33 @@ pub fn run_all(spec: &BenchSpec) -> Result<Vec<BenchResult>, BenchError> {
         for i in 0..configs.len() {
             let runs: Vec<&BenchResult> = results.iter().skip(i).step_by(configs.len()).collect();
             println!("{}", line(spec, median_run(&runs)));
+            println!("{}", spread_line(spec, &runs));
         }
     }
     Ok(results)
+}
+
+/// A comment line under a configuration's median: the fastest and the
+/// slowest of its runs, so that a reader sees how far one run can be
+/// trusted on this machine. `runs` must not be empty.
+fn spread_line(spec: &BenchSpec, runs: &[&BenchResult]) -> String {
+    let secs = |r: &BenchResult| r.time.as_secs_f64();
+    let fastest = runs.iter().map(|r| secs(r)).fold(f64::INFINITY, f64::min);
+    let slowest = runs.iter().map(|r| secs(r)).fold(0.0, f64::max);
+    let size = spec.size as f64;
+    let mut out = format!(
+        "#   its {} runs: time {:.1}-{:.1} ms, algbw {:.1}-{:.1} MB/s",
+        runs.len(),
+        fastest * 1e3,
+        slowest * 1e3,
+        size / slowest / 1e6,
+        size / fastest / 1e6,
+    );
+    if let Some(rate) = runs[0].rate_bytes {
+        let bound = size / wire_efficiency(spec.elements) / rate;
+        out += &format!(", fraction {:.3}-{:.3}", bound / slowest, bound / fastest);
+    }
+    out
 }
 
 /// The run whose time is the median; of an even count, the slower of the
@@ -369,9 +393,9 @@ mod tests {
         assert_eq!(parse_row("#        size       count"), None);
     }
 
-    #[test]
-    fn line_has_fraction_and_bounds() {
-        let spec = BenchSpec {
+    /// 64 MiB, 256 elements, n=4 at 1 Gbit/s.
+    fn spec() -> BenchSpec {
+        BenchSpec {
             workers: vec![4],
             rate: Some("1gbit".into()),
             unshaped: false,
@@ -389,7 +413,12 @@ mod tests {
             fabric: Fabric::SwitchEmu,
             unicast_results: false,
             timeout: Duration::from_secs(600),
-        };
+        }
+    }
+
+    #[test]
+    fn line_has_fraction_and_bounds() {
+        let spec = spec();
         let bound = (64 << 20) as f64 / wire_efficiency(256) / 125e6;
         let r = BenchResult {
             workers: 4,
@@ -428,6 +457,36 @@ mod tests {
             Duration::from_millis(30)
         );
         assert_eq!(median_run(&[&b]).retransmissions, 10);
+    }
+
+    #[test]
+    fn spread_shows_the_fastest_and_the_slowest_run() {
+        let spec = spec();
+        let run = |ms| BenchResult {
+            workers: 4,
+            rate_bytes: Some(125e6),
+            time: Duration::from_millis(ms),
+            retransmissions: 0,
+        };
+        let (a, b, c) = (run(600), run(500), run(1000));
+        let spread = spread_line(&spec, &[&a, &b, &c]);
+        let bound = spec.size as f64 / wire_efficiency(spec.elements) / 125e6;
+        let mb = |ms: f64| spec.size as f64 / (ms / 1e3) / 1e6;
+        assert_eq!(
+            spread,
+            format!(
+                "#   its 3 runs: time 500.0-1000.0 ms, algbw {:.1}-{:.1} MB/s, fraction {:.3}-{:.3}",
+                mb(1000.0),
+                mb(500.0),
+                bound,
+                bound / 0.5
+            )
+        );
+        let unshaped = BenchResult {
+            rate_bytes: None,
+            ..a
+        };
+        assert!(!spread_line(&spec, &[&unshaped]).contains("fraction"));
     }
 
     #[test]

@@ -108,8 +108,9 @@ pub struct BenchArgs {
     /// Runs of every configuration, each in a fresh topology, taken in
     /// rounds (every configuration once, then again) so that a change in
     /// the machine's load touches all of them alike; with more than one, a
-    /// median line per configuration follows the runs. On a shared machine
-    /// single runs vary by up to 1.5x.
+    /// median line per configuration follows the runs, with the fastest
+    /// and the slowest run under it. On a shared machine single runs vary
+    /// by up to 1.5x.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Initial retransmission timeout of the agents. 100 ms, not the
