@@ -16,6 +16,7 @@
 //!   pub fn remove_job(&mut self, id: u16) -> Option<JobSpec>;
 //!   pub fn members(&self, job: u16) -> Option<&[SocketAddrV4]>;
 //!   pub fn handle_packet(&mut self, now: Instant, src: SocketAddrV4, datagram: &[u8], out: &mut Vec<u8>) -> Verdict;
+//!   pub fn handle_packet_append(&mut self, now: Instant, src: SocketAddrV4, datagram: &[u8], out: &mut Vec<u8>) -> Verdict; // the result appended, out kept
 //!   pub fn counters(&self) -> &Counters;                 // global drops per reason, packets, bytes
 //!   pub fn job_counters(&self, job: u16) -> Option<&JobCounters>;
 //!   pub fn last_heard(&self, job: u16) -> Option<&[Option<Instant>]>;   // per rank

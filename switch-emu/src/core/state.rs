@@ -271,7 +271,7 @@ impl Pool {
     }
 }
 
-/// Writes the result of a complete round into `out` (which is empty).
+/// Appends the result of a complete round to `out`.
 fn write_result(out: &mut Vec<u8>, trigger: &Repr, st: &Meta, sums: &[i32]) {
     let repr = Repr {
         msg_type: MsgType::Result,
@@ -280,8 +280,9 @@ fn write_result(out: &mut Vec<u8>, trigger: &Repr, st: &Meta, sums: &[i32]) {
         exponent: st.max_exp,
         ..*trigger
     };
-    out.resize(repr.buffer_len(), 0);
-    let mut packet = Packet::new_unchecked(&mut out[..]);
+    let start = out.len();
+    out.resize(start + repr.buffer_len(), 0);
+    let mut packet = Packet::new_unchecked(&mut out[start..]);
     repr.emit(&mut packet);
     cpu_dispatch::words::store(
         packet.payload_words_mut(),
@@ -473,6 +474,20 @@ impl SwitchCore {
         out: &mut Vec<u8>,
     ) -> Verdict {
         out.clear();
+        self.handle_packet_append(now, src, datagram, out)
+    }
+
+    /// [`SwitchCore::handle_packet`] appending the result packet to `out`
+    /// (what it holds stays; nothing is appended unless the verdict is
+    /// `Multicast` or `Unicast`), so that a driver can collect a round's
+    /// results in one buffer without copying each.
+    pub fn handle_packet_append(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Verdict {
         let c = &mut self.counters;
         c.packets += 1;
         c.bytes += datagram.len() as u64;

@@ -204,6 +204,29 @@ fn assert_dropped(src: SocketAddrV4, datagram: &[u8], reason: DropReason, job: O
 }
 
 #[test]
+fn append_keeps_what_the_buffer_held() {
+    // The same rounds through handle_packet_append: nothing is appended
+    // until a round completes, then exactly the result handle_packet gives.
+    let mut f = ongoing();
+    let mut out = vec![0xaa, 0xbb];
+    let last = contribution(J1, 2, 7, 0, false, &[100, 200, 300]);
+    f.now += Duration::from_millis(1);
+    let dropped = f
+        .core
+        .handle_packet_append(f.now, addr(J1, 2), &last[..10], &mut out);
+    assert_eq!(dropped, Verdict::Drop(DropReason::Truncated));
+    assert_eq!(out, [0xaa, 0xbb]);
+    let verdict = f
+        .core
+        .handle_packet_append(f.now, addr(J1, 2), &last, &mut out);
+    assert_eq!(verdict, Verdict::Multicast { job: J1 });
+    let trigger = repr(J1, 2, 7, 0, false, 3, 0);
+    assert_eq!(out[..2], [0xaa, 0xbb]);
+    assert_eq!(out[2..], result(&trigger, 7, 0, &[111, 222, 333]));
+    f.assert_counters_add_up();
+}
+
+#[test]
 fn drop_truncated() {
     let good = contribution(J1, 2, 7, 0, false, &[100, 200, 300]);
     assert_dropped(

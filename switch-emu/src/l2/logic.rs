@@ -223,7 +223,6 @@ pub struct L2Switch {
     macs: MacTable,
     neighbors: NeighborTable,
     counters: L2Counters,
-    result: Vec<u8>,
     /// Result headers per member for the current instant.
     heads: ResultHeads,
 }
@@ -239,7 +238,6 @@ impl L2Switch {
             neighbors: NeighborTable::new(config.aging),
             config,
             counters: L2Counters::default(),
-            result: Vec::new(),
             heads: ResultHeads::default(),
         }
     }
@@ -486,8 +484,11 @@ impl L2Switch {
         tx: &mut TxFrames,
     ) {
         self.counters.agg_in += 1;
-        self.result.clear();
-        let verdict = core.handle_packet(now, src, datagram, &mut self.result);
+        // The core writes the result straight into the round's buffer.
+        let mut verdict = Verdict::Absorbed;
+        let payload = tx.push_body(|buf| {
+            verdict = core.handle_packet_append(now, src, datagram, buf);
+        });
         let to_one;
         let members = match verdict {
             Verdict::Multicast { job } => core.members(job).unwrap_or_default(),
@@ -497,7 +498,6 @@ impl L2Switch {
             }
             Verdict::Absorbed | Verdict::Drop(_) => return,
         };
-        let payload = tx.push_body(|buf| buf.extend_from_slice(&self.result));
         for &member in members {
             self.send_result(now, member, payload.clone(), tx);
         }
