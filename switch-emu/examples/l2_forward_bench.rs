@@ -85,6 +85,8 @@ fn main() {
                 ..PortOptions::default()
             },
             aging: Duration::from_secs(300),
+            result_groups: None,
+            replication_port: None,
         })
         .unwrap();
         let mut core = SwitchCore::new(Config::default()).unwrap();

@@ -91,8 +91,10 @@ write("parse_frame", "contribution", frame(contribution(1, 2, 7, 3, 1, [1, -2, 3
 write("parse_frame", "result", frame(header(2, 1, 0, 0, 0, 0, 0), sport=48864, dport=40000), "packet-format")
 
 
-# l2_frames: records [port][offload header, 10 bytes LE][len: u16 BE][frame], as
-# the L2 switch's ports hand them over (worker n at 10.77.0.n, port n-1).
+# l2_frames: a mode byte (results 0: to each member, 1: to the group out of
+# each member's port, 2: to the group through the replication port), then
+# records [port][offload header, 10 bytes LE][len: u16 BE][frame], as the L2
+# switch's ports hand them over (worker n at 10.77.0.n, port n-1).
 SW = dict(dst_ip=(10, 77, 0, 254), eth_dst=(2, 0xAA, 0, 0, 0, 0xFE), dport=48864)
 UDP_L4 = struct.pack("<BBHHHH", 1, 5, 42, 0, 34, 6)
 
@@ -111,9 +113,11 @@ def super_frame(n, rank):
     return l2_record(n - 1, offload, worker_frame(n, b"".join(datagrams)))
 
 
-write("l2_frames", "super_frames_of_both_workers", super_frame(1, 0) + super_frame(2, 1))
-write("l2_frames", "plain_then_super", b"".join([
-    l2_record(0, bytes(10), worker_frame(1, contribution(1, 0, 0, 0, 0, [7, 8]))),
-    l2_record(1, bytes(10), worker_frame(2, contribution(1, 1, 0, 0, 0, [1, 2]))),
-    super_frame(1, 0), super_frame(2, 1),
-]))
+for mode, results in enumerate(["", "_grouped_per_port", "_grouped_replicated"]):
+    write("l2_frames", "super_frames_of_both_workers" + results,
+          bytes([mode]) + super_frame(1, 0) + super_frame(2, 1))
+    write("l2_frames", "plain_then_super" + results, bytes([mode]) + b"".join([
+        l2_record(0, bytes(10), worker_frame(1, contribution(1, 0, 0, 0, 0, [7, 8]))),
+        l2_record(1, bytes(10), worker_frame(2, contribution(1, 1, 0, 0, 0, [1, 2]))),
+        super_frame(1, 0), super_frame(2, 1),
+    ]))

@@ -3,7 +3,10 @@
 //! int32 per worker, verified on every worker (int32 exact, float32
 //! bit-identical across workers and within the quantizer's bound of the
 //! f64 sum), with offloads on (GSO runs cross the switch as super-frames),
-//! through the ring and through the `recvmmsg` receive path;
+//! through the ring and through the `recvmmsg` receive path, with each
+//! result sent once to the job's group through the replication port (as
+//! `topo run` does), sent by the switch out of each member's port, or sent
+//! to each member by unicast;
 //! then the same with 5% random loss on every link in both
 //! directions (nftables), where retransmissions must happen and results
 //! stay exact; and the same job with the switch namespace's kernel bridge
@@ -19,7 +22,7 @@ use host_agent::quantize::{block_exponent, error_bound};
 use host_agent::{Agent, AgentStats, JoinOptions};
 use ina_tests::netns::{binary, enter_netns, root_or_skip, unique_name, TopoGuard};
 use switch_emu::control::status::StatusReport;
-use switch_emu::topo::run::{multicast_args, SwitchProcess};
+use switch_emu::topo::run::{multicast_args, SwitchProcess, RESULT_GROUPS};
 use switch_emu::topo::{Fabric, TopoSpec, Topology};
 
 const WORLD: usize = 4;
@@ -130,14 +133,27 @@ fn check_f32(results: &[Vec<f32>]) {
     }
 }
 
+/// How the switch sends a result to the job's members.
+#[derive(Clone, Copy)]
+enum Results {
+    /// As `topo run` does: once, to the job's group (copied by the bridge,
+    /// or on the L2 fabric by the replication port).
+    Replicated,
+    /// To the job's group, out of each member's port by the L2 switch itself.
+    GroupPerPort,
+    /// A copy to each member.
+    Unicast,
+}
+
 /// Runs the job with `window` slots on a fresh topology joined by
-/// `fabric`, the switch started with `extra` arguments besides those of
-/// `topo run`; returns each worker's stats and the switch's final status.
+/// `fabric`, the switch started with `extra` arguments besides those
+/// `results` asks for; returns each worker's stats and the switch's final status.
 fn run_on(
     prefix: &str,
     loss: Option<u32>,
     window: u16,
     fabric: Fabric,
+    results: Results,
     extra: &[&str],
 ) -> (Vec<AgentStats>, StatusReport) {
     let (_guard, t) = TopoGuard::up(TopoSpec {
@@ -149,9 +165,14 @@ fn run_on(
         fabric,
     });
     let exe = binary("switch-emu", "switch-emu");
-    // The flags `topo run` passes: results multicast on the kernel bridge.
     let mut serve_args = vec!["--elements".to_string(), ELEMS.to_string()];
-    serve_args.extend(multicast_args(&t, false));
+    match results {
+        Results::Replicated => serve_args.extend(multicast_args(&t, false)),
+        Results::GroupPerPort => {
+            serve_args.extend(["--result-groups".into(), RESULT_GROUPS.to_string()])
+        }
+        Results::Unicast => {}
+    }
     serve_args.extend(extra.iter().map(|a| a.to_string()));
     let mut switch = SwitchProcess::start(&t, &exe.to_string_lossy(), &serve_args).expect("switch");
     let started = Instant::now();
@@ -195,7 +216,14 @@ fn run_on(
 
 /// [`run_on`] through switch-emu as the L2 switch.
 fn run(prefix: &str, loss: Option<u32>, window: u16) -> (Vec<AgentStats>, StatusReport) {
-    run_on(prefix, loss, window, Fabric::SwitchEmu, &[])
+    run_on(
+        prefix,
+        loss,
+        window,
+        Fabric::SwitchEmu,
+        Results::Replicated,
+        &[],
+    )
 }
 
 #[test]
@@ -216,6 +244,51 @@ fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
         d["super_frames_in"] > 0 && d["tx_super_frames"] > 0 && d["rx_frames"] < d["agg_in"],
         "{d:?}"
     );
+    // Each result left the switch once, to the replication port, whose
+    // `dup` rules copied it to every worker's port.
+    assert_sent_to_the_group(&stats, &status);
+}
+
+/// Results went to the job's group, once per round and never flooded, and
+/// every worker received through it; only the answers to retransmissions
+/// went to one worker.
+fn assert_sent_to_the_group(stats: &[AgentStats], status: &StatusReport) {
+    let d = &status.driver;
+    let totals = &status.counters.as_ref().expect("dataplane counters").totals;
+    let (rounds, answers) = (totals["multicast_results"], totals["unicast_results"]);
+    assert!(
+        rounds > 0
+            && d["agg_out_grouped"] == rounds
+            && d["agg_out"] == rounds + answers
+            && d["agg_out_flooded"] == 0,
+        "not one group result per round: {rounds} rounds, {answers} answers, {d:?}"
+    );
+    assert!(
+        stats
+            .iter()
+            .all(|s| s.transport.group_datagrams_received > 0),
+        "a worker received nothing through the group: {stats:?}"
+    );
+}
+
+#[test]
+fn allreduce_with_group_results_sent_out_of_each_port_by_the_switch() {
+    if !root_or_skip() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // `--result-groups` without a replication port: the switch sends each
+    // group result out of every member's port itself.
+    let (stats, status) = run_on(
+        "l2gp",
+        None,
+        64,
+        Fabric::SwitchEmu,
+        Results::GroupPerPort,
+        &[],
+    );
+    assert!(stats.iter().all(|s| s.allreduces == 2));
+    assert_sent_to_the_group(&stats, &status);
 }
 
 #[test]
@@ -224,8 +297,16 @@ fn allreduce_through_the_recvmmsg_receive_path() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // `--rx recv`: frames (with their offload headers) copied out by recvmmsg.
-    let (stats, status) = run_on("l2rv", None, 64, Fabric::SwitchEmu, &["--rx", "recv"]);
+    // `--rx recv`: frames (with their offload headers) copied out by
+    // recvmmsg; and results to each member by unicast, as before groups.
+    let (stats, status) = run_on(
+        "l2rv",
+        None,
+        64,
+        Fabric::SwitchEmu,
+        Results::Unicast,
+        &["--rx", "recv"],
+    );
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
     let d = &status.driver;
@@ -233,6 +314,14 @@ fn allreduce_through_the_recvmmsg_receive_path() {
         d["super_frames_in"] > 0 && d["tx_super_frames"] > 0,
         "{d:?}"
     );
+    let rounds = status.counters.as_ref().expect("dataplane counters").totals["multicast_results"];
+    assert!(
+        d["agg_out_grouped"] == 0 && d["agg_out"] >= WORLD as u64 * rounds,
+        "{d:?}"
+    );
+    assert!(stats
+        .iter()
+        .all(|s| s.transport.group_datagrams_received == 0));
 }
 
 #[test]
@@ -259,7 +348,14 @@ fn allreduce_through_kernel_bridge_and_udp_driver() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (stats, status) = run_on("l2kb", None, 64, Fabric::KernelBridge, &[]);
+    let (stats, status) = run_on(
+        "l2kb",
+        None,
+        64,
+        Fabric::KernelBridge,
+        Results::Replicated,
+        &[],
+    );
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");
     // With offloads on, the agents' GSO super-packets cross the veths and the

@@ -48,6 +48,8 @@ fn ping_and_tcp_cross_the_l2_switch() {
             mac: Some(mac.try_into().unwrap()),
             port_options: PortOptions::default(),
             aging: Duration::from_secs(300),
+            result_groups: None,
+            replication_port: None,
         })
         .expect("open ports");
         let mut core = SwitchCore::new(Config::default()).unwrap();

@@ -5,10 +5,12 @@
 //! payload; every frame a port would send, split as a capture splits it,
 //! is a valid UDP/IPv4 frame when it is a result, and a merged run's partial
 //! checksum completes to a valid one; no result is lost or duplicated by
-//! the merging.
+//! the merging. Results go to each member, to the job's group out of each
+//! member's port, or to the group through a replication port, as the
+//! input's first byte says.
 //!
-//! Input: records of `[port: u8][offload: 10 bytes][len: u16 BE][len bytes
-//! of frame]` (a short last record takes what is left).
+//! Input: a mode byte, then records of `[port: u8][offload: 10 bytes][len:
+//! u16 BE][len bytes of frame]` (a short last record takes what is left).
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -44,6 +46,14 @@ fn arp_request(n: u8) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let (result_groups, replication_port) = match mode % 3 {
+        0 => (None, false),
+        1 => (Some(Ipv4Addr::new(239, 77, 0, 0)), false),
+        _ => (Some(Ipv4Addr::new(239, 77, 0, 0)), true),
+    };
     let mut core = SwitchCore::new(Config::default()).expect("default config");
     core.install_job(JobSpec {
         id: 1,
@@ -63,6 +73,8 @@ fuzz_target!(|data: &[u8]| {
         ports: PORTS,
         aging: Duration::from_secs(300),
         cpu_port: Some(PORTS - 1),
+        result_groups,
+        replication_port,
     });
     let now = Instant::now();
     let mut tx = TxFrames::default();
@@ -70,7 +82,10 @@ fuzz_target!(|data: &[u8]| {
         sw.handle_frame(now, port, &arp_request(n), &mut core, &mut tx);
     }
     tx.clear();
-    let mut staged: Vec<Staged> = (0..PORTS).map(|_| Staged::default()).collect();
+    // The replication port, if any, is port number PORTS.
+    let mut staged: Vec<Staged> = (0..PORTS + usize::from(replication_port))
+        .map(|_| Staged::default())
+        .collect();
     let mut scratch = Vec::new();
     let mut rest = data;
     while rest.len() >= 13 {
@@ -99,10 +114,12 @@ fuzz_target!(|data: &[u8]| {
 
         tx.clear();
         sw.handle_offloaded(now, port, offload, frame, &mut core, &mut tx);
+        // Every copy of a result to a worker or a group (not flooded).
         let results_in: usize = tx
             .iter()
-            .filter(|f| f.is_result() && f.ports.iter().count() == 1)
-            .count();
+            .filter(|f| f.head.is_some_and(|h| h[..6] != [0xff; 6]))
+            .map(|f| f.ports.iter().filter(|&p| p < staged.len()).count())
+            .sum();
         for s in &mut staged {
             s.clear();
         }

@@ -69,8 +69,9 @@ pub struct ServeArgs {
     /// copies each result to the members. Needs multicast between the
     /// switch and the workers (loopback, or one L2 segment: the groups are
     /// sent with TTL 1); a retransmitted contribution is still answered by
-    /// unicast.
-    #[arg(long, value_name = "BASE", conflicts_with = "ports")]
+    /// unicast. In L2 mode the switch sends a group result out of each
+    /// member's port, or once to `--replication-port`.
+    #[arg(long, value_name = "BASE")]
     result_groups: Option<std::net::Ipv4Addr>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
@@ -157,7 +158,10 @@ fn run_l2(args: ServeArgs) -> anyhow::Result<()> {
         worker_timeout: args.worker_timeout,
         join_timeout: args.join_timeout,
     };
-    let mut driver = args.l2.open().context("opening the switch ports")?;
+    let mut driver = args
+        .l2
+        .open(args.result_groups)
+        .context("opening the switch ports")?;
     let mut taps = open_taps(&args)?;
     driver.set_capture(Taps {
         pcap: taps.pcap.take(),
@@ -172,8 +176,15 @@ fn run_l2(args: ServeArgs) -> anyhow::Result<()> {
     }
     signal_hook::flag::register(SIGUSR1, dump.clone()).context("installing signal handlers")?;
     let mac = driver.config().mac.map(|b| format!("{b:02x}")).join(":");
+    let results = match (args.result_groups, &args.l2.replication_port) {
+        (None, _) => "results to each member".to_owned(),
+        (Some(base), None) => {
+            format!("results to {base} + job id out of each member's port")
+        }
+        (Some(base), Some(pre)) => format!("results to {base} + job id once, through {pre}"),
+    };
     eprintln!(
-        "switch-emu: L2 switch on {} (CPU port {}), IP {} MAC {mac}, control {}, {} slots, max {} workers, max {} elements/packet; SIGUSR1 prints counters, Ctrl-C stops",
+        "switch-emu: L2 switch on {} (CPU port {}), IP {} MAC {mac}, control {}, {} slots, max {} workers, max {} elements/packet, {results}; SIGUSR1 prints counters, Ctrl-C stops",
         args.l2.ports.join(","),
         args.l2.cpu_port.as_deref().unwrap_or("none"),
         driver.config().ip,

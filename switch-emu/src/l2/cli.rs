@@ -42,6 +42,13 @@ pub struct L2Args {
     /// Send past the egress qdisc (faster; also skips a tc rate limit on the switch side).
     #[arg(long, requires = "ports")]
     pub qdisc_bypass: bool,
+    /// An interface whose egress copies each frame to the switch ports (a
+    /// packet replication engine, e.g. a veth end with an nftables netdev
+    /// egress chain of `dup to` rules, as `topo` builds one): with
+    /// `--result-groups`, each result leaves once, there, instead of once
+    /// out of every member's port. Never opened for receiving nor flooded to.
+    #[arg(long, value_name = "IFACE", requires_all = ["ports", "result_groups"])]
+    pub replication_port: Option<String>,
     /// MAC and neighbour aging in seconds.
     #[arg(long, default_value_t = DEFAULT_AGING.as_secs(), requires = "ports")]
     pub aging_secs: u64,
@@ -66,8 +73,8 @@ impl L2Args {
         !self.ports.is_empty()
     }
 
-    /// Opens the ports.
-    pub fn open(&self) -> std::io::Result<L2Driver> {
+    /// Opens the ports; results go to the jobs' groups under `result_groups`, if given.
+    pub fn open(&self, result_groups: Option<Ipv4Addr>) -> std::io::Result<L2Driver> {
         L2Driver::open(&DriverOptions {
             ports: self.ports.clone(),
             cpu_port: self.cpu_port.clone(),
@@ -82,6 +89,8 @@ impl L2Args {
                 ..PortOptions::default()
             },
             aging: Duration::from_secs(self.aging_secs),
+            result_groups,
+            replication_port: self.replication_port.clone(),
         })
     }
 }

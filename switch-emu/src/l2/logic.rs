@@ -18,6 +18,7 @@ use smoltcp::wire::{
 use super::heads::{ResultHead, ResultHeads};
 use super::offload::Offload;
 use super::table::{MacTable, NeighborTable};
+use crate::control::result_group;
 use crate::core::{SwitchCore, Verdict};
 
 /// Most ports one switch drives: port sets are `u64` bitmasks.
@@ -62,7 +63,8 @@ pub struct L2Config {
     pub mac: [u8; 6],
     /// The switch's own IPv4 address (workers send contributions to it).
     pub ip: Ipv4Addr,
-    /// Number of ports (at most [`MAX_PORTS`]).
+    /// Number of switch ports (at most [`MAX_PORTS`], one fewer with a
+    /// replication port).
     pub ports: usize,
     /// Aging time of MAC and neighbour entries.
     pub aging: Duration,
@@ -71,6 +73,18 @@ pub struct L2Config {
     /// the switch's MAC or IP that the dataplane does not serve go there.
     /// Without it they are dropped.
     pub cpu_port: Option<usize>,
+    /// Base of the jobs' result groups ([`crate::control::result_group`]):
+    /// with it, a completed round's result leaves once, addressed to its
+    /// job's IP multicast group, instead of once per member. `None`: a
+    /// copy to each member.
+    pub result_groups: Option<Ipv4Addr>,
+    /// Whether port number `ports` (one past the switch ports) replicates:
+    /// a group result is sent there once, and what is behind it copies the
+    /// frame to the switch ports, as a Tofino's packet replication engine
+    /// does (`topo`: nftables `dup` on the port's egress; the copies share
+    /// one buffer). It is never flooded to. Without it the switch sends a
+    /// group result out of each port a member was learned on itself.
+    pub replication_port: bool,
 }
 
 /// What to do with the frame just handled.
@@ -86,8 +100,8 @@ pub enum Decision {
 /// packed into one buffer to avoid an allocation per frame. A result is
 /// stored once however many members receive it: each member's frame is its
 /// own headers followed by that one payload, so the switch never copies a
-/// payload per member (the port's send copies it, once per port, as a
-/// replication engine would not).
+/// payload per member (the kernel copies it once per port it is sent on;
+/// a group result sent to the replication port is copied once).
 #[derive(Debug, Default)]
 pub struct TxFrames {
     buf: Vec<u8>,
@@ -174,6 +188,17 @@ impl TxFrames {
         write(&mut self.buf);
         start..self.buf.len()
     }
+    /// Queues a result with `payload` (tests of the drivers' staging).
+    #[cfg(test)]
+    pub(crate) fn push_test_result(
+        &mut self,
+        ports: PortMask,
+        head: [u8; OUTER_HEADERS_LEN],
+        payload: &[u8],
+    ) {
+        let body = self.push_body(|buf| buf.extend_from_slice(payload));
+        self.push_result(ports, head, body);
+    }
     fn push_result(&mut self, ports: PortMask, head: [u8; OUTER_HEADERS_LEN], body: Range<usize>) {
         self.frames.push(Queued {
             head: Some(head),
@@ -203,8 +228,10 @@ pub struct L2Counters {
     /// UDP GSO super-frames among the frames received (their datagrams
     /// count one by one in `agg_in`).
     pub super_frames_in: u64,
-    /// Result frames sent to workers.
+    /// Result frames sent to workers (a result to a job's group counts once).
     pub agg_out: u64,
+    /// Of those, results addressed to a job's multicast group.
+    pub agg_out_grouped: u64,
     /// Results for a worker whose MAC is unknown (flooded with a broadcast MAC).
     pub agg_out_flooded: u64,
     /// Frames too short or malformed, or with a multicast source MAC.
@@ -229,16 +256,36 @@ pub struct L2Switch {
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 
+/// The Ethernet address of IPv4 multicast group `group` (RFC 1112: 01:00:5e
+/// and the group's low 23 bits), which a host that joined it accepts.
+pub fn group_mac(group: Ipv4Addr) -> [u8; 6] {
+    let [_, b, c, d] = group.octets();
+    [0x01, 0x00, 0x5e, b & 0x7f, c, d]
+}
+
 impl L2Switch {
     /// A switch with empty tables. `config.ports` is clamped to [`MAX_PORTS`].
     pub fn new(mut config: L2Config) -> Self {
-        config.ports = config.ports.min(MAX_PORTS);
+        config.ports = config
+            .ports
+            .min(MAX_PORTS - usize::from(config.replication_port));
         L2Switch {
             macs: MacTable::new(config.aging),
             neighbors: NeighborTable::new(config.aging),
             config,
             counters: L2Counters::default(),
             heads: ResultHeads::default(),
+        }
+    }
+
+    /// The same switch (tables and counters) with other settings.
+    #[cfg(test)]
+    pub(crate) fn with_config(self, config: L2Config) -> Self {
+        let fresh = L2Switch::new(config);
+        L2Switch {
+            config: fresh.config,
+            heads: fresh.heads,
+            ..self
         }
     }
 
@@ -489,18 +536,78 @@ impl L2Switch {
         let payload = tx.push_body(|buf| {
             verdict = core.handle_packet_append(now, src, datagram, buf);
         });
-        let to_one;
-        let members = match verdict {
-            Verdict::Multicast { job } => core.members(job).unwrap_or_default(),
-            Verdict::Unicast { to } => {
-                to_one = [to];
-                &to_one[..]
+        match verdict {
+            Verdict::Multicast { job } => {
+                let members = core.members(job).unwrap_or_default();
+                match self.config.result_groups {
+                    Some(base) => {
+                        let group = result_group(base, job);
+                        self.send_group_result(now, group, members, payload, tx);
+                    }
+                    None => {
+                        for &member in members {
+                            self.send_result(now, member, payload.clone(), tx);
+                        }
+                    }
+                }
             }
-            Verdict::Absorbed | Verdict::Drop(_) => return,
-        };
-        for &member in members {
-            self.send_result(now, member, payload.clone(), tx);
+            Verdict::Unicast { to } => self.send_result(now, to, payload, tx),
+            Verdict::Absorbed | Verdict::Drop(_) => {}
         }
+    }
+
+    /// Queues the result whose payload is `payload` (in `tx`) once,
+    /// addressed to `group`: to the replication port if there is one, else
+    /// out of every port a member was learned on (every port if a member's
+    /// is unknown). Without UDP checksum, as every result.
+    fn send_group_result(
+        &mut self,
+        now: Instant,
+        group: Ipv4Addr,
+        members: &[SocketAddrV4],
+        payload: Range<usize>,
+        tx: &mut TxFrames,
+    ) {
+        self.counters.agg_out += 1;
+        self.counters.agg_out_grouped += 1;
+        let ports = if self.config.replication_port {
+            PortMask::one(self.config.ports)
+        } else {
+            let mut ports = PortMask::default();
+            for member in members {
+                match self.member_port(now, member) {
+                    Some((_, port)) => ports.0 |= PortMask::one(port).0,
+                    None => {
+                        self.counters.agg_out_flooded += 1;
+                        ports = self.all_ports();
+                        break;
+                    }
+                }
+            }
+            ports
+        };
+        let dst = Endpoint {
+            mac: group_mac(group),
+            ip: group,
+            port: UDP_PORT,
+        };
+        let bytes = udp_headers_no_checksum(self.source(), dst, payload.len());
+        tx.push_result(ports, bytes, payload);
+    }
+
+    /// The switch as the source of its results.
+    fn source(&self) -> Endpoint {
+        Endpoint {
+            mac: self.config.mac,
+            ip: self.config.ip,
+            port: UDP_PORT,
+        }
+    }
+
+    /// A worker's MAC and the port it was learned on, if both tables know it.
+    fn member_port(&self, now: Instant, to: &SocketAddrV4) -> Option<([u8; 6], usize)> {
+        let mac = self.neighbors.lookup(to.ip(), now)?;
+        self.macs.lookup(&mac, now).map(|port| (mac, port))
     }
 
     /// Queues the result whose payload is `payload` (in `tx`) to `to`, out
@@ -518,15 +625,8 @@ impl L2Switch {
         if let Some(head) = self.heads.get(now, to, payload.len()) {
             return tx.push_result(PortMask::one(head.port), head.bytes, payload);
         }
-        let known = self
-            .neighbors
-            .lookup(to.ip(), now)
-            .and_then(|mac| self.macs.lookup(&mac, now).map(|port| (mac, port)));
-        let src = Endpoint {
-            mac: self.config.mac,
-            ip: self.config.ip,
-            port: UDP_PORT,
-        };
+        let known = self.member_port(now, &to);
+        let src = self.source();
         let dst = |mac| Endpoint {
             mac,
             ip: *to.ip(),

@@ -23,6 +23,8 @@ fn switch(ports: usize) -> (L2Switch, SwitchCore, TxFrames, Instant) {
         ports,
         aging: Duration::from_secs(300),
         cpu_port: None,
+        result_groups: None,
+        replication_port: false,
     });
     (
         sw,
@@ -491,4 +493,117 @@ fn a_super_frame_of_contributions_is_aggregated_datagram_by_datagram() {
         let sums: Vec<i32> = (0..2).map(|i| pkt.element(i).unwrap()).collect();
         assert_eq!(sums, vec![2 * (i32::from(slot) + 1), 300]);
     }
+}
+
+const GROUPS: Ipv4Addr = Ipv4Addr::new(239, 77, 0, 0);
+
+/// [`two_known_workers`] with results to job 7's group under [`GROUPS`],
+/// through a replication port (port 3) or not.
+fn two_known_workers_grouped(replication_port: bool) -> (L2Switch, SwitchCore, TxFrames, Instant) {
+    let (sw, core, tx, now) = two_known_workers();
+    let config = L2Config {
+        result_groups: Some(GROUPS),
+        replication_port,
+        ..*sw.config()
+    };
+    (sw.with_config(config), core, tx, now)
+}
+
+/// Both workers' contributions to slot 0; returns the frames queued.
+fn complete_round(
+    sw: &mut L2Switch,
+    core: &mut SwitchCore,
+    tx: &mut TxFrames,
+    now: Instant,
+) -> Vec<(Vec<u8>, PortMask)> {
+    for (port, n) in [(0usize, 1u8), (2, 2)] {
+        let f = udp_frame(
+            worker(n),
+            switch_endpoint(),
+            &contribution(u16::from(n) - 1, &[n.into(), 5]),
+        );
+        assert_eq!(sw.handle_frame(now, port, &f, core, tx), Decision::Consumed);
+    }
+    tx.to_frames()
+}
+
+/// The one result of [`complete_round`], addressed to job 7's group.
+fn assert_group_result(frames: &[(Vec<u8>, PortMask)], ports: PortMask) {
+    assert_eq!(frames.len(), 1, "one frame for the whole group");
+    let (bytes, mask) = &frames[0];
+    assert_eq!(*mask, ports);
+    let udp = parse_udp(bytes).unwrap();
+    let group = Ipv4Addr::new(239, 77, 0, 7);
+    assert_eq!(udp.src, switch_endpoint());
+    assert_eq!(
+        udp.dst,
+        Endpoint {
+            mac: [0x01, 0x00, 0x5e, 0x4d, 0x00, 0x07],
+            ip: group,
+            port: UDP_PORT,
+        }
+    );
+    let pkt = Packet::new_checked(udp.payload).unwrap();
+    assert_eq!(Repr::parse(&pkt).unwrap().msg_type, MsgType::Result);
+    let sums: Vec<i32> = (0..2).map(|i| pkt.element(i).unwrap()).collect();
+    assert_eq!(sums, [3, 10]);
+}
+
+#[test]
+fn a_group_result_leaves_once_through_the_replication_port() {
+    let (mut sw, mut core, mut tx, now) = two_known_workers_grouped(true);
+    let frames = complete_round(&mut sw, &mut core, &mut tx, now);
+    assert_group_result(&frames, PortMask::one(3));
+    let c = sw.counters();
+    assert_eq!((c.agg_out, c.agg_out_grouped, c.agg_out_flooded), (1, 1, 0));
+    // A retransmission after the round is answered by unicast to its sender.
+    tx.clear();
+    let again = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[2, 5]));
+    sw.handle_frame(now, 2, &again, &mut core, &mut tx);
+    let frames = tx.to_frames();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].1, PortMask::one(2));
+    assert_eq!(parse_udp(&frames[0].0).unwrap().dst, worker(2));
+    // Flooding never reaches the replication port (its egress copies a
+    // frame to every port, so a flooded frame would come back).
+    let unknown = raw(mac(1), mac(9), 0x0800);
+    assert_eq!(
+        sw.handle_frame(now, 0, &unknown, &mut core, &mut tx),
+        Decision::Forward(PortMask(0b110))
+    );
+}
+
+#[test]
+fn without_a_replication_port_a_group_result_leaves_by_each_members_port() {
+    let (mut sw, mut core, mut tx, now) = two_known_workers_grouped(false);
+    let frames = complete_round(&mut sw, &mut core, &mut tx, now);
+    assert_group_result(&frames, PortMask(0b101));
+    assert_eq!(sw.counters().agg_out_flooded, 0);
+}
+
+#[test]
+fn a_group_result_is_flooded_while_a_members_port_is_unknown() {
+    let (mut sw, mut core, mut tx, now) = two_known_workers_grouped(false);
+    // Worker 1 contributes, and its table entries age out before worker 2's
+    // contribution completes the round: worker 1's port is unknown then.
+    let later = now + Duration::from_secs(301);
+    let first = udp_frame(worker(1), switch_endpoint(), &contribution(0, &[1, 5]));
+    sw.handle_frame(now, 0, &first, &mut core, &mut tx);
+    let second = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[2, 5]));
+    sw.handle_frame(later, 2, &second, &mut core, &mut tx);
+    assert_group_result(&tx.to_frames(), PortMask(0b111));
+    assert_eq!(sw.counters().agg_out_flooded, 1);
+}
+
+#[test]
+fn group_macs_follow_rfc_1112() {
+    assert_eq!(
+        group_mac(Ipv4Addr::new(239, 77, 1, 2)),
+        [0x01, 0x00, 0x5e, 0x4d, 0x01, 0x02]
+    );
+    // Only the low 23 bits count.
+    assert_eq!(
+        group_mac(Ipv4Addr::new(239, 205, 1, 2)),
+        [0x01, 0x00, 0x5e, 0x4d, 0x01, 0x02]
+    );
 }

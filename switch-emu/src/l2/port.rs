@@ -202,10 +202,26 @@ pub fn interface_index(name: &str) -> io::Result<i32> {
 impl Port {
     /// Opens `name` as a switch port: a non-blocking AF_PACKET socket that
     /// receives every frame arriving on it (not the ones it sends).
-    #[allow(unsafe_code)]
     pub fn open(name: &str, opts: PortOptions) -> io::Result<Port> {
+        Port::open_as(name, opts, true)
+    }
+
+    /// Opens `name` for sending only (a replication port): the socket is
+    /// bound to no protocol, so the kernel queues nothing for it to read.
+    pub fn open_sender(name: &str, opts: PortOptions) -> io::Result<Port> {
+        Port::open_as(name, opts, false)
+    }
+
+    #[allow(unsafe_code)]
+    fn open_as(name: &str, opts: PortOptions, receive: bool) -> io::Result<Port> {
         let ifindex = interface_index(name)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // Protocol 0 receives nothing; a sent frame's protocol is then read
+        // from its Ethernet header.
+        let proto = if receive {
+            (libc::ETH_P_ALL as u16).to_be()
+        } else {
+            0
+        };
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = check(unsafe {
             libc::socket(
@@ -262,8 +278,8 @@ impl Port {
             opts.block_count = (RING_BYTES / opts.block_size).max(8);
         }
         let ring = match opts.rx {
-            RxMode::Ring => Some(Ring::setup(fd.as_raw_fd(), &opts)?),
-            RxMode::Recv => None,
+            RxMode::Ring if receive => Some(Ring::setup(fd.as_raw_fd(), &opts)?),
+            _ => None,
         };
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -283,7 +299,7 @@ impl Port {
             mac,
             fd,
             ring,
-            batch: (opts.rx == RxMode::Recv)
+            batch: (receive && opts.rx == RxMode::Recv)
                 .then(|| udp_batch::RecvBatch::new(RECV_BATCH, MAX_FRAME)),
             tx_dropped: 0,
         })

@@ -78,7 +78,11 @@ pub struct DriverCounters {
 /// The switch's ports and L2 logic.
 #[derive(Debug)]
 pub struct L2Driver {
+    /// The switch ports, then the replication port if there is one (sent
+    /// to, never read).
     ports: Vec<Port>,
+    /// How many of `ports` are switch ports.
+    switch_ports: usize,
     switch: L2Switch,
     staged: Vec<Staged>,
     originated: TxFrames,
@@ -107,16 +111,36 @@ pub struct DriverOptions {
     pub port_options: PortOptions,
     /// MAC/neighbour aging.
     pub aging: Duration,
+    /// Base of the jobs' result groups ([`L2Config::result_groups`]).
+    pub result_groups: Option<std::net::Ipv4Addr>,
+    /// An interface (not one of `ports`) whose egress copies a group result
+    /// to the switch ports ([`L2Config::replication_port`]).
+    pub replication_port: Option<String>,
 }
 
 impl L2Driver {
     /// Opens every port.
     pub fn open(opts: &DriverOptions) -> io::Result<Self> {
-        if opts.ports.is_empty() || opts.ports.len() > MAX_PORTS {
+        let most = MAX_PORTS - usize::from(opts.replication_port.is_some());
+        if opts.ports.is_empty() || opts.ports.len() > most {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("need 1..={MAX_PORTS} ports"),
+                format!("need 1..={most} ports"),
             ));
+        }
+        if let Some(name) = &opts.replication_port {
+            if opts.ports.contains(name) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("the replication port {name} cannot also be a switch port"),
+                ));
+            }
+            if opts.result_groups.is_none() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a replication port carries group results: it needs result groups",
+                ));
+            }
         }
         let cpu_port = match &opts.cpu_port {
             Some(name) => Some(opts.ports.iter().position(|p| p == name).ok_or_else(|| {
@@ -127,25 +151,31 @@ impl L2Driver {
             })?),
             None => None,
         };
-        let ports = opts
+        let named =
+            |name: &String, e: io::Error| io::Error::new(e.kind(), format!("port {name}: {e}"));
+        let mut ports = opts
             .ports
             .iter()
-            .map(|name| {
-                Port::open(name, opts.port_options)
-                    .map_err(|e| io::Error::new(e.kind(), format!("port {name}: {e}")))
-            })
+            .map(|name| Port::open(name, opts.port_options).map_err(|e| named(name, e)))
             .collect::<io::Result<Vec<_>>>()?;
+        let switch_ports = ports.len();
+        if let Some(name) = &opts.replication_port {
+            ports.push(Port::open_sender(name, opts.port_options).map_err(|e| named(name, e))?);
+        }
         let mac = opts.mac.unwrap_or_else(|| ports[0].mac());
         let switch = L2Switch::new(L2Config {
             mac,
             ip: opts.ip,
-            ports: ports.len(),
+            ports: switch_ports,
             aging: opts.aging,
             cpu_port,
+            result_groups: opts.result_groups,
+            replication_port: opts.replication_port.is_some(),
         });
         let staged = ports.iter().map(|_| Staged::default()).collect();
         Ok(L2Driver {
             ports,
+            switch_ports,
             switch,
             staged,
             originated: TxFrames::default(),
@@ -172,7 +202,10 @@ impl L2Driver {
 
     /// Descriptors to poll for readability.
     pub fn fds(&self) -> Vec<RawFd> {
-        self.ports.iter().map(Port::raw_fd).collect()
+        self.ports[..self.switch_ports]
+            .iter()
+            .map(Port::raw_fd)
+            .collect()
     }
 
     /// The L2 logic's counters.
@@ -203,6 +236,7 @@ impl L2Driver {
             ("agg_in", l.agg_in),
             ("super_frames_in", l.super_frames_in),
             ("agg_out", l.agg_out),
+            ("agg_out_grouped", l.agg_out_grouped),
             ("agg_out_flooded", l.agg_out_flooded),
             ("malformed", l.malformed),
             ("not_served", l.not_served),
@@ -226,7 +260,7 @@ impl L2Driver {
     /// sends the results. Returns the number of frames received.
     pub fn process(&mut self, now: Instant, core: &mut SwitchCore) -> io::Result<usize> {
         let mut total = 0;
-        for index in 0..self.ports.len() {
+        for index in 0..self.switch_ports {
             let (switch, staged, originated, capture, scratch) = (
                 &mut self.switch,
                 &mut self.staged,
@@ -360,4 +394,33 @@ pub fn serve_loop(
         deadline = companion.on_wake(Instant::now(), &fds[ports.len()..], driver)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(ports: &[&str], groups: bool, replication: Option<&str>) -> DriverOptions {
+        DriverOptions {
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            cpu_port: None,
+            ip: std::net::Ipv4Addr::new(10, 77, 0, 254),
+            mac: None,
+            port_options: PortOptions::default(),
+            aging: Duration::from_secs(300),
+            result_groups: groups.then_some(std::net::Ipv4Addr::new(239, 77, 0, 0)),
+            replication_port: replication.map(str::to_owned),
+        }
+    }
+
+    /// Refused before any interface is opened (these names do not exist).
+    #[test]
+    fn a_replication_port_needs_groups_and_must_not_be_a_switch_port() {
+        let refused = |o: DriverOptions| L2Driver::open(&o).unwrap_err().to_string();
+        assert!(refused(options(&["nx-a", "nx-b"], true, Some("nx-b"))).contains("cannot also be"),);
+        assert!(refused(options(&["nx-a"], false, Some("nx-r"))).contains("needs result groups"));
+        let too_many: Vec<String> = (0..MAX_PORTS).map(|k| format!("nx-{k}")).collect();
+        let names: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        assert!(refused(options(&names, true, Some("nx-r"))).contains("need 1..=63 ports"));
+    }
 }

@@ -43,11 +43,13 @@ pub struct L2Control<'a> {
 
 impl<'a> L2Control<'a> {
     /// Binds the control listener and builds the core and the control plane;
-    /// workers are told to send to `data` (the switch IP, port 48864).
-    /// Setting `dump` prints the status table at the next wake-up.
+    /// workers are told to send to `data` (the switch IP, port 48864) and,
+    /// if the driver sends results to groups under `result_groups`, to join
+    /// their job's. Setting `dump` prints the status table at the next wake-up.
     pub fn bind(
         config: &L2ServeConfig,
         data: SocketAddrV4,
+        result_groups: Option<std::net::Ipv4Addr>,
         dump: &'a AtomicBool,
     ) -> Result<Self, ServerError> {
         let core = SwitchCore::new(config.core)?;
@@ -61,8 +63,7 @@ impl<'a> L2Control<'a> {
             switch_data_addr: data,
             key_seed: None,
             history: 32,
-            // The L2 switch copies each result frame to the members' ports itself.
-            result_groups: None,
+            result_groups,
         })?;
         let listener = TcpListener::bind(config.control).map_err(|source| ServerError::Bind {
             what: "control listener",
@@ -140,7 +141,8 @@ pub fn serve(
     metrics: Taps,
 ) -> Result<StatusReport, ServerError> {
     let data = SocketAddrV4::new(driver.config().ip, packet_format::UDP_PORT);
-    let mut control = L2Control::bind(config, data, dump)?.with_metrics(metrics);
+    let groups = driver.config().result_groups;
+    let mut control = L2Control::bind(config, data, groups, dump)?.with_metrics(metrics);
     let served = serve_loop(driver, &mut control, stop);
     if let Some(e) = driver.finish_capture() {
         eprintln!("switch-emu: {e}");

@@ -169,9 +169,9 @@ fn same_flow(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Stages the frames the switch originated: a result to one known worker
-/// may join a run; anything else (and a result flooded because the
-/// worker's MAC is unknown) goes alone. The staged results refer to
-/// `originated`'s bytes, which must outlive the send.
+/// or to a job's group may join a run; anything else (and a result flooded
+/// because the worker's MAC is unknown) goes alone. The staged results
+/// refer to `originated`'s bytes, which must outlive the send.
 pub fn stage_originated(staged: &mut [Staged], originated: &TxFrames) {
     for frame in originated.iter() {
         for port in frame.ports.iter() {
@@ -180,13 +180,19 @@ pub fn stage_originated(staged: &mut [Staged], originated: &TxFrames) {
             };
             match frame.head {
                 None => s.push(Offload::NONE, frame.body),
-                Some(head) if frame.ports == PortMask::one(port) => {
+                Some(head) if frame.ports == PortMask::one(port) || to_group(head) => {
                     s.push_result(head, frame.body_range.clone())
                 }
                 Some(head) => s.push_lone_result(head, frame.body_range.clone()),
             }
         }
     }
+}
+
+/// Whether a result's headers address a multicast group (not the broadcast
+/// a flooded result carries).
+fn to_group(head: &[u8; OUTER_HEADERS_LEN]) -> bool {
+    head[0] & 1 == 1 && head[..6] != [0xff; 6]
 }
 
 #[cfg(test)]
@@ -314,5 +320,40 @@ mod tests {
         s.push_lone_result(&head, payload);
         assert_eq!(s.finish_runs(), 0);
         assert_eq!(whole_frames(&s, &tx_frames).len(), 2);
+    }
+
+    #[test]
+    fn group_results_join_runs_on_every_port_and_floods_go_alone() {
+        let group = Endpoint {
+            mac: [0x01, 0x00, 0x5e, 0x4d, 0x00, 0x07],
+            ip: [239, 77, 0, 7].into(),
+            port: 48864,
+        };
+        let flooded = Endpoint {
+            mac: [0xff; 6],
+            ..endpoint(1, 40000)
+        };
+        let mut tx = TxFrames::default();
+        for to in [group, group, flooded, flooded] {
+            let head = udp_headers_no_checksum(endpoint(254, 48864), to, 64);
+            tx.push_test_result(PortMask(0b11), head, &[7; 64]);
+        }
+        let mut staged = vec![Staged::default(), Staged::default()];
+        stage_originated(&mut staged, &tx);
+        for s in &mut staged {
+            assert_eq!(s.finish_runs(), 1);
+            let frames = whole_frames(s, tx.bytes());
+            // The two group results as one super-frame, each flooded one alone.
+            let lens: Vec<usize> = frames.iter().map(|(_, b)| b.len()).collect();
+            assert_eq!(
+                lens,
+                [
+                    OUTER_HEADERS_LEN + 128,
+                    OUTER_HEADERS_LEN + 64,
+                    OUTER_HEADERS_LEN + 64
+                ]
+            );
+            assert_eq!(frames[0].0.udp_segment_size(), Some(64));
+        }
     }
 }

@@ -50,8 +50,8 @@ pub struct BenchSpec {
     pub serve_args: Vec<String>,
     /// What joins the links (the L2 switch, or a kernel bridge and the UDP driver).
     pub fabric: Fabric,
-    /// On the kernel bridge: one unicast result per member instead of one
-    /// multicast per result ([`super::run::multicast_args`]).
+    /// One unicast result per member instead of one multicast per result
+    /// ([`super::run::multicast_args`]).
     pub unicast_results: bool,
     /// Time one run may take before its workers are killed.
     pub timeout: Duration,
@@ -326,7 +326,8 @@ fn header(spec: &BenchSpec) -> String {
         spec.mtu.map_or("default".to_owned(), |m| m.to_string()),
         spec.iters,
         match (spec.fabric, spec.unicast_results) {
-            (Fabric::SwitchEmu, _) => "switch-emu (L2)",
+            (Fabric::SwitchEmu, false) => "switch-emu (L2), results multicast through the replication port",
+            (Fabric::SwitchEmu, true) => "switch-emu (L2), results unicast",
             (Fabric::KernelBridge, false) => "kernel bridge + switch-emu UDP, results multicast",
             (Fabric::KernelBridge, true) => "kernel bridge + switch-emu UDP, results unicast",
         },

@@ -32,8 +32,10 @@ enum TopoCommand {
         /// Random loss in percent on each link direction.
         #[arg(long)]
         loss: Option<u32>,
-        /// What joins the links: switch-emu as the L2 switch, or the switch
-        /// namespace's kernel bridge with switch-emu serving UDP (offloads on).
+        /// What joins the links: switch-emu as the L2 switch (with its
+        /// replication port `pre`, whose egress copies a frame to every
+        /// worker port), or the switch namespace's kernel bridge with
+        /// switch-emu serving UDP (offloads on).
         #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
         fabric: Fabric,
     },
@@ -60,8 +62,9 @@ enum TopoCommand {
         /// --serve-args=--elements --serve-args=256).
         #[arg(long, allow_hyphen_values = true)]
         serve_args: Vec<String>,
-        /// On a kernel-bridge topology, send every result to each worker by
-        /// unicast instead of once to the job's multicast group.
+        /// Send every result to each worker by unicast instead of once to
+        /// the job's multicast group (which the bridge, or on the L2 fabric
+        /// the replication port, copies to the workers' ports).
         #[arg(long)]
         unicast_results: bool,
         /// Seconds the workers may run; any still running then are killed
@@ -134,9 +137,9 @@ pub struct BenchArgs {
     /// GSO super-frames through the veths.
     #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]
     fabric: Fabric,
-    /// On the kernel bridge, send every result to each worker by unicast
-    /// instead of once to the job's multicast group (for comparison; the
-    /// L2 fabric's switch copies result frames to the ports either way).
+    /// Send every result to each worker by unicast instead of once to the
+    /// job's multicast group (for comparison: the switch then sends a copy
+    /// per member, and the kernel copies each one's bytes).
     #[arg(long)]
     unicast_results: bool,
     /// Seconds one run may take; workers still running then are killed and

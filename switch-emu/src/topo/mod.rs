@@ -10,6 +10,13 @@
 //!   control plane) and whose `pctl` end is the switch's CPU port;
 //! - namespace `NAME-wK`: interface `eth0`, address `10.77.X.(K+1)`.
 //!
+//! With [`Fabric::SwitchEmu`] the switch namespace also holds `pre`, the
+//! switch's replication port (a veth whose peer `prex` is left unconnected):
+//! an nftables netdev egress chain on `pre` copies every frame sent there to
+//! each worker port (`dup to`, a clone sharing the frame's buffer) and drops
+//! the original, so a result multicast to a job's group leaves the switch
+//! process once, as a Tofino's replication engine copies it to the ports.
+//!
 //! Offloads (TSO/GSO, checksum) stay on at every kernel-stack end (`eth0`,
 //! `ctl`): the switch's ports exchange each frame's offload header with the
 //! kernel ([`crate::l2::offload`]), so super-frames and partial checksums
@@ -143,6 +150,10 @@ pub struct Topology {
     pub cpu_iface: String,
     /// The switch port facing `cpu_iface`.
     pub cpu_port: String,
+    /// The replication port ([`Fabric::SwitchEmu`]; state files written
+    /// before it existed have none).
+    #[serde(default)]
+    pub replication_port: Option<String>,
     /// The workers.
     pub workers: Vec<WorkerNode>,
     /// Every namespace created (deleting them deletes every link, qdisc and nft table).
@@ -252,6 +263,7 @@ pub fn up(spec: &TopoSpec) -> Result<Topology, TopoError> {
         prefix_len: 24,
         cpu_iface: "ctl".into(),
         cpu_port: "pctl".into(),
+        replication_port: (spec.fabric == Fabric::SwitchEmu).then(|| REPLICATION_PORT.to_owned()),
         workers: (0..spec.workers)
             .map(|k| WorkerNode {
                 rank: k,
@@ -331,6 +343,9 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
         }
         sh(&["ip", "-n", sw, "link", "set", dev, "up"])?;
     }
+    if let Some(pre) = &topo.replication_port {
+        replication_setup(topo, pre, mtu.as_deref())?;
+    }
     if spec.fabric == Fabric::KernelBridge {
         sh(&["ip", "-n", sw, "link", "add", BRIDGE, "type", "bridge"])?;
         for port in topo.switch_ports() {
@@ -343,6 +358,46 @@ fn build(topo: &Topology) -> Result<(), TopoError> {
 
 /// The bridge of [`Fabric::KernelBridge`] in the switch namespace.
 pub const BRIDGE: &str = "br0";
+
+/// The replication port of [`Fabric::SwitchEmu`] in the switch namespace.
+pub const REPLICATION_PORT: &str = "pre";
+
+/// The replication port `pre` and its peer, and the nftables chain on its
+/// egress that copies each frame to every worker port and drops the
+/// original (the copies then pass each port's own qdisc, its rate limit).
+fn replication_setup(topo: &Topology, pre: &str, mtu: Option<&str>) -> Result<(), TopoError> {
+    let sw = topo.switch_netns.as_str();
+    let peer = format!("{pre}x");
+    sh(&[
+        "ip", "-n", sw, "link", "add", pre, "type", "veth", "peer", "name", &peer,
+    ])?;
+    for dev in [pre, peer.as_str()] {
+        if let Some(m) = mtu {
+            sh(&["ip", "-n", sw, "link", "set", dev, "mtu", m])?;
+        }
+        sh(&["ip", "-n", sw, "link", "set", dev, "up"])?;
+    }
+    sh_input(
+        &["ip", "netns", "exec", sw, "nft", "-f", "-"],
+        Some(&replication_rules(
+            pre,
+            topo.workers.iter().map(|w| w.switch_port.as_str()),
+        )),
+    )?;
+    Ok(())
+}
+
+/// The nftables table of [`replication_setup`].
+fn replication_rules<'a>(pre: &str, ports: impl Iterator<Item = &'a str>) -> String {
+    let mut rules = format!(
+        "table netdev ina_replicate {{\n  chain egress {{\n    type filter hook egress device \"{pre}\" priority 0; policy drop;\n"
+    );
+    for port in ports {
+        rules.push_str(&format!("    dup to \"{port}\"\n"));
+    }
+    rules.push_str("  }\n}\n");
+    rules
+}
 
 /// MTU, rate limit and loss on one end of a link, then up.
 fn link_setup(ns: &str, dev: &str, mtu: Option<&str>, spec: &TopoSpec) -> Result<(), TopoError> {
@@ -450,6 +505,11 @@ pub fn status(name: &str) -> Result<String, TopoError> {
                 t.switch_mac,
                 t.switch_netns
             ));
+            if let Some(pre) = &t.replication_port {
+                text.push_str(&format!(
+                    "  replication port {pre}: its egress copies each frame to every worker port\n"
+                ));
+            }
             for w in &t.workers {
                 let state = if existing.contains(&w.netns) {
                     "up"
@@ -481,6 +541,14 @@ mod tests {
         assert!(check_name("a b").is_err());
         assert!(check_name("../etc").is_err());
         assert!(check_name(&"x".repeat(25)).is_err());
+    }
+
+    #[test]
+    fn replication_rules_copy_to_every_port_and_drop_the_original() {
+        assert_eq!(
+            replication_rules("pre", ["p0", "p1"].into_iter()),
+            "table netdev ina_replicate {\n  chain egress {\n    type filter hook egress device \"pre\" priority 0; policy drop;\n    dup to \"p0\"\n    dup to \"p1\"\n  }\n}\n"
+        );
     }
 
     #[test]

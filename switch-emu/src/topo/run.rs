@@ -50,21 +50,27 @@ pub fn serve_command(topo: &Topology, program: &str, extra: &[String]) -> Vec<St
     cmd
 }
 
-/// Base of the multicast groups results go to on a kernel-bridge topology
-/// (organization-local scope, RFC 2365; job `id` gets `239.77.x.y`).
+/// Base of the multicast groups results go to on a topology (organization-
+/// local scope, RFC 2365; job `id` gets `239.77.x.y`).
 pub const RESULT_GROUPS: Ipv4Addr = Ipv4Addr::new(239, 77, 0, 0);
 
-/// The `serve` arguments that multicast results on `topo`: on the kernel
-/// bridge the switch then sends each result once and the bridge copies it
-/// to the ports, as a Tofino's replication engine does; none on the L2
-/// fabric, whose switch copies result frames to the members' ports itself,
-/// nor when `unicast_results` asks for one result per member.
+/// The `serve` arguments that multicast results on `topo`: the switch then
+/// sends each result once, and the kernel copies it to the ports as a
+/// Tofino's replication engine does (on the kernel bridge the bridge, on the
+/// L2 fabric the replication port's `dup` rules). None when
+/// `unicast_results` asks for one result per member, nor on an L2 topology
+/// built before it had a replication port.
 pub fn multicast_args(topo: &Topology, unicast_results: bool) -> Vec<String> {
-    match topo.spec.fabric {
-        Fabric::KernelBridge if !unicast_results => {
-            vec!["--result-groups".into(), RESULT_GROUPS.to_string()]
+    let groups = || vec!["--result-groups".into(), RESULT_GROUPS.to_string()];
+    match (topo.spec.fabric, &topo.replication_port) {
+        _ if unicast_results => Vec::new(),
+        (Fabric::KernelBridge, _) => groups(),
+        (Fabric::SwitchEmu, Some(pre)) => {
+            let mut args = groups();
+            args.extend(["--replication-port".into(), pre.clone()]);
+            args
         }
-        _ => Vec::new(),
+        (Fabric::SwitchEmu, None) => Vec::new(),
     }
 }
 
@@ -314,6 +320,7 @@ mod tests {
             prefix_len: 24,
             cpu_iface: "ctl".into(),
             cpu_port: "pctl".into(),
+            replication_port: Some("pre".into()),
             workers: vec![WorkerNode {
                 rank: 0,
                 netns: "t-w0".into(),
@@ -334,6 +341,23 @@ mod tests {
             cmd[3..].join(" "),
             "t-sw switch-emu serve --bind 10.77.3.254:48864 --control 10.77.3.254:48865 --elements 256"
         );
+    }
+
+    #[test]
+    fn results_go_to_groups_unless_unicast_is_asked_for() {
+        let mut t = topo();
+        let line = |t: &Topology, unicast| multicast_args(t, unicast).join(" ");
+        assert_eq!(
+            line(&t, false),
+            "--result-groups 239.77.0.0 --replication-port pre"
+        );
+        assert_eq!(line(&t, true), "");
+        // An L2 topology built before replication ports: a copy per member.
+        t.replication_port = None;
+        assert_eq!(line(&t, false), "");
+        t.spec.fabric = Fabric::KernelBridge;
+        assert_eq!(line(&t, false), "--result-groups 239.77.0.0");
+        assert_eq!(line(&t, true), "");
     }
 
     #[test]
