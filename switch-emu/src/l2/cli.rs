@@ -42,9 +42,9 @@ pub struct L2Args {
     /// Send past the egress qdisc (faster; also skips a tc rate limit on the switch side).
     #[arg(long, requires = "ports")]
     pub qdisc_bypass: bool,
-    /// An interface whose egress copies each frame to the switch ports (a
-    /// packet replication engine, e.g. a veth end with an nftables netdev
-    /// egress chain of `dup to` rules, as `topo` builds one): with
+    /// An interface behind which each frame sent is copied to the switch
+    /// ports (a packet replication engine, e.g. a veth whose peer has an
+    /// nftables netdev ingress chain of `dup to` rules, as `topo` builds): with
     /// `--result-groups`, each result leaves once, there, instead of once
     /// out of every member's port. Never opened for receiving nor flooded to.
     #[arg(long, value_name = "IFACE", requires_all = ["ports", "result_groups"])]

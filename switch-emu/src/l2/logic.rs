@@ -81,7 +81,7 @@ pub struct L2Config {
     /// Whether port number `ports` (one past the switch ports) replicates:
     /// a group result is sent there once, and what is behind it copies the
     /// frame to the switch ports, as a Tofino's packet replication engine
-    /// does (`topo`: nftables `dup` on the port's egress; the copies share
+    /// does (`topo`: nftables `dup` on the port's veth peer; the copies share
     /// one buffer). It is never flooded to. Without it the switch sends a
     /// group result out of each port a member was learned on itself.
     pub replication_port: bool,

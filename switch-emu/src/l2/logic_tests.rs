@@ -564,7 +564,7 @@ fn a_group_result_leaves_once_through_the_replication_port() {
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].1, PortMask::one(2));
     assert_eq!(parse_udp(&frames[0].0).unwrap().dst, worker(2));
-    // Flooding never reaches the replication port (its egress copies a
+    // Flooding never reaches the replication port (what is behind it copies a
     // frame to every port, so a flooded frame would come back).
     let unknown = raw(mac(1), mac(9), 0x0800);
     assert_eq!(

@@ -113,7 +113,7 @@ pub struct DriverOptions {
     pub aging: Duration,
     /// Base of the jobs' result groups ([`L2Config::result_groups`]).
     pub result_groups: Option<std::net::Ipv4Addr>,
-    /// An interface (not one of `ports`) whose egress copies a group result
+    /// An interface (not one of `ports`) behind which a group result is copied
     /// to the switch ports ([`L2Config::replication_port`]).
     pub replication_port: Option<String>,
 }

@@ -33,7 +33,7 @@ enum TopoCommand {
         #[arg(long)]
         loss: Option<u32>,
         /// What joins the links: switch-emu as the L2 switch (with its
-        /// replication port `pre`, whose egress copies a frame to every
+        /// replication port `pre`: a frame sent there is copied to every
         /// worker port), or the switch namespace's kernel bridge with
         /// switch-emu serving UDP (offloads on).
         #[arg(long, value_enum, default_value_t = Fabric::SwitchEmu)]

@@ -11,11 +11,13 @@
 //! - namespace `NAME-wK`: interface `eth0`, address `10.77.X.(K+1)`.
 //!
 //! With [`Fabric::SwitchEmu`] the switch namespace also holds `pre`, the
-//! switch's replication port (a veth whose peer `prex` is left unconnected):
-//! an nftables netdev egress chain on `pre` copies every frame sent there to
-//! each worker port (`dup to`, a clone sharing the frame's buffer) and drops
-//! the original, so a result multicast to a job's group leaves the switch
+//! switch's replication port, a veth whose peer is `prex`: an nftables
+//! netdev ingress chain on `prex` copies every frame sent to `pre` to each
+//! worker port (`dup to`, a clone sharing the frame's buffer) and drops the
+//! original, so a result multicast to a job's group leaves the switch
 //! process once, as a Tofino's replication engine copies it to the ports.
+//! (An ingress chain, not an egress one on `pre`: netdev egress hooks need
+//! Linux 5.16, ingress ones are in every kernel with nftables.)
 //!
 //! Offloads (TSO/GSO, checksum) stay on at every kernel-stack end (`eth0`,
 //! `ctl`): the switch's ports exchange each frame's offload header with the
@@ -362,9 +364,9 @@ pub const BRIDGE: &str = "br0";
 /// The replication port of [`Fabric::SwitchEmu`] in the switch namespace.
 pub const REPLICATION_PORT: &str = "pre";
 
-/// The replication port `pre` and its peer, and the nftables chain on its
-/// egress that copies each frame to every worker port and drops the
-/// original (the copies then pass each port's own qdisc, its rate limit).
+/// The replication port `pre` and its peer, and the nftables chain on the
+/// peer's ingress that copies each frame to every worker port and drops
+/// the original (the copies then pass each port's own qdisc, its rate limit).
 fn replication_setup(topo: &Topology, pre: &str, mtu: Option<&str>) -> Result<(), TopoError> {
     let sw = topo.switch_netns.as_str();
     let peer = format!("{pre}x");
@@ -380,17 +382,17 @@ fn replication_setup(topo: &Topology, pre: &str, mtu: Option<&str>) -> Result<()
     sh_input(
         &["ip", "netns", "exec", sw, "nft", "-f", "-"],
         Some(&replication_rules(
-            pre,
+            &peer,
             topo.workers.iter().map(|w| w.switch_port.as_str()),
         )),
     )?;
     Ok(())
 }
 
-/// The nftables table of [`replication_setup`].
-fn replication_rules<'a>(pre: &str, ports: impl Iterator<Item = &'a str>) -> String {
+/// The nftables table of [`replication_setup`], on `peer`'s ingress.
+fn replication_rules<'a>(peer: &str, ports: impl Iterator<Item = &'a str>) -> String {
     let mut rules = format!(
-        "table netdev ina_replicate {{\n  chain egress {{\n    type filter hook egress device \"{pre}\" priority 0; policy drop;\n"
+        "table netdev ina_replicate {{\n  chain ingress {{\n    type filter hook ingress device \"{peer}\" priority 0; policy drop;\n"
     );
     for port in ports {
         rules.push_str(&format!("    dup to \"{port}\"\n"));
@@ -507,7 +509,7 @@ pub fn status(name: &str) -> Result<String, TopoError> {
             ));
             if let Some(pre) = &t.replication_port {
                 text.push_str(&format!(
-                    "  replication port {pre}: its egress copies each frame to every worker port\n"
+                    "  replication port {pre}: each frame sent there is copied to every worker port\n"
                 ));
             }
             for w in &t.workers {
@@ -546,8 +548,8 @@ mod tests {
     #[test]
     fn replication_rules_copy_to_every_port_and_drop_the_original() {
         assert_eq!(
-            replication_rules("pre", ["p0", "p1"].into_iter()),
-            "table netdev ina_replicate {\n  chain egress {\n    type filter hook egress device \"pre\" priority 0; policy drop;\n    dup to \"p0\"\n    dup to \"p1\"\n  }\n}\n"
+            replication_rules("prex", ["p0", "p1"].into_iter()),
+            "table netdev ina_replicate {\n  chain ingress {\n    type filter hook ingress device \"prex\" priority 0; policy drop;\n    dup to \"p0\"\n    dup to \"p1\"\n  }\n}\n"
         );
     }
 
