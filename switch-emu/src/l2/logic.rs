@@ -264,7 +264,8 @@ pub fn group_mac(group: Ipv4Addr) -> [u8; 6] {
 }
 
 impl L2Switch {
-    /// A switch with empty tables. `config.ports` is clamped to [`MAX_PORTS`].
+    /// A switch with empty tables. `config.ports` is clamped to [`MAX_PORTS`]
+    /// (one fewer with a replication port, which takes the next number).
     pub fn new(mut config: L2Config) -> Self {
         config.ports = config
             .ports
