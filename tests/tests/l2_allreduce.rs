@@ -245,8 +245,10 @@ fn allreduce_16mib_f32_and_i32_across_4_namespaces() {
         "{d:?}"
     );
     // Each result left the switch once, to the replication port, whose
-    // `dup` rules copied it to every worker's port.
+    // `dup` rules copied it to every worker's port (the job's members sit
+    // on all of them).
     assert_sent_to_the_group(&stats, &status);
+    assert_eq!(d["agg_out_replicated"], d["agg_out_grouped"], "{d:?}");
 }
 
 /// Results went to the job's group, once per round and never flooded, and
@@ -289,6 +291,11 @@ fn allreduce_with_group_results_sent_out_of_each_port_by_the_switch() {
     );
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_sent_to_the_group(&stats, &status);
+    assert_eq!(
+        status.driver["agg_out_replicated"], 0,
+        "{:?}",
+        status.driver
+    );
 }
 
 #[test]

@@ -42,11 +42,13 @@ pub struct L2Args {
     /// Send past the egress qdisc (faster; also skips a tc rate limit on the switch side).
     #[arg(long, requires = "ports")]
     pub qdisc_bypass: bool,
-    /// An interface behind which each frame sent is copied to the switch
-    /// ports (a packet replication engine, e.g. a veth whose peer has an
-    /// nftables netdev ingress chain of `dup to` rules, as `topo` builds): with
-    /// `--result-groups`, each result leaves once, there, instead of once
-    /// out of every member's port. Never opened for receiving nor flooded to.
+    /// An interface behind which each frame sent is copied to every switch
+    /// port but the CPU port (a packet replication engine, e.g. a veth whose
+    /// peer has an nftables netdev ingress chain of `dup to` rules, as
+    /// `topo` builds): with `--result-groups`, the result of a job whose
+    /// members sit on all those ports leaves once, there, instead of once
+    /// out of every member's port (other jobs' results still go out of
+    /// their members' ports). Never opened for receiving nor flooded to.
     #[arg(long, value_name = "IFACE", requires_all = ["ports", "result_groups"])]
     pub replication_port: Option<String>,
     /// MAC and neighbour aging in seconds.

@@ -79,11 +79,14 @@ pub struct L2Config {
     /// copy to each member.
     pub result_groups: Option<Ipv4Addr>,
     /// Whether port number `ports` (one past the switch ports) replicates:
-    /// a group result is sent there once, and what is behind it copies the
-    /// frame to the switch ports, as a Tofino's packet replication engine
-    /// does (`topo`: nftables `dup` on the port's veth peer; the copies share
-    /// one buffer). It is never flooded to. Without it the switch sends a
-    /// group result out of each port a member was learned on itself.
+    /// what is behind it copies each frame to every switch port but the
+    /// CPU port, as a Tofino's packet replication engine copies to a
+    /// multicast group's ports (`topo`: nftables `dup` on the port's veth
+    /// peer; the copies share one buffer). A group result whose members sit
+    /// on exactly those ports is sent there once; any other group's result
+    /// goes out of its members' ports, so one job's results never take
+    /// another job's links. It is never flooded to. Without it the switch
+    /// sends every group result out of its members' ports itself.
     pub replication_port: bool,
 }
 
@@ -232,6 +235,8 @@ pub struct L2Counters {
     pub agg_out: u64,
     /// Of those, results addressed to a job's multicast group.
     pub agg_out_grouped: u64,
+    /// Of those, results sent once to the replication port.
+    pub agg_out_replicated: u64,
     /// Results for a worker whose MAC is unknown (flooded with a broadcast MAC).
     pub agg_out_flooded: u64,
     /// Frames too short or malformed, or with a multicast source MAC.
@@ -558,9 +563,10 @@ impl L2Switch {
     }
 
     /// Queues the result whose payload is `payload` (in `tx`) once,
-    /// addressed to `group`: to the replication port if there is one, else
-    /// out of every port a member was learned on (every port if a member's
-    /// is unknown). Without UDP checksum, as every result.
+    /// addressed to `group`: to the replication port if the members sit on
+    /// exactly the ports it copies to, else out of every port a member was
+    /// learned on (every port if a member's is unknown). Without UDP
+    /// checksum, as every result.
     fn send_group_result(
         &mut self,
         now: Instant,
@@ -571,21 +577,24 @@ impl L2Switch {
     ) {
         self.counters.agg_out += 1;
         self.counters.agg_out_grouped += 1;
-        let ports = if self.config.replication_port {
-            PortMask::one(self.config.ports)
-        } else {
-            let mut ports = PortMask::default();
-            for member in members {
-                match self.member_port(now, member) {
-                    Some((_, port)) => ports.0 |= PortMask::one(port).0,
-                    None => {
-                        self.counters.agg_out_flooded += 1;
-                        ports = self.all_ports();
-                        break;
-                    }
-                }
+        let members_ports = match self.heads.group_ports(now, group) {
+            Some(ports) => ports,
+            None => {
+                let ports = self.members_ports(now, members);
+                self.heads.insert_group(now, group, ports);
+                ports
             }
-            ports
+        };
+        let ports = match members_ports {
+            Some(ports) if self.config.replication_port && ports == self.replicated_ports() => {
+                self.counters.agg_out_replicated += 1;
+                PortMask::one(self.config.ports)
+            }
+            Some(ports) => ports,
+            None => {
+                self.counters.agg_out_flooded += 1;
+                self.all_ports()
+            }
         };
         let dst = Endpoint {
             mac: group_mac(group),
@@ -602,6 +611,25 @@ impl L2Switch {
             mac: self.config.mac,
             ip: self.config.ip,
             port: UDP_PORT,
+        }
+    }
+
+    /// The ports the members were learned on; `None` if one is unknown.
+    fn members_ports(&self, now: Instant, members: &[SocketAddrV4]) -> Option<PortMask> {
+        members
+            .iter()
+            .try_fold(PortMask::default(), |ports, member| {
+                let (_, port) = self.member_port(now, member)?;
+                Some(PortMask(ports.0 | PortMask::one(port).0))
+            })
+    }
+
+    /// The ports the replication port copies a frame to: every switch port
+    /// but the CPU port.
+    fn replicated_ports(&self) -> PortMask {
+        match self.config.cpu_port {
+            Some(cpu) => self.all_but(cpu),
+            None => self.all_ports(),
         }
     }
 

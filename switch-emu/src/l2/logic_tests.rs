@@ -498,12 +498,14 @@ fn a_super_frame_of_contributions_is_aggregated_datagram_by_datagram() {
 const GROUPS: Ipv4Addr = Ipv4Addr::new(239, 77, 0, 0);
 
 /// [`two_known_workers`] with results to job 7's group under [`GROUPS`],
-/// through a replication port (port 3) or not.
+/// through a replication port (port 3) or not; port 1 is the CPU port, so
+/// the job's members sit on every port the replication port copies to.
 fn two_known_workers_grouped(replication_port: bool) -> (L2Switch, SwitchCore, TxFrames, Instant) {
     let (sw, core, tx, now) = two_known_workers();
     let config = L2Config {
         result_groups: Some(GROUPS),
         replication_port,
+        cpu_port: Some(1),
         ..*sw.config()
     };
     (sw.with_config(config), core, tx, now)
@@ -555,7 +557,15 @@ fn a_group_result_leaves_once_through_the_replication_port() {
     let frames = complete_round(&mut sw, &mut core, &mut tx, now);
     assert_group_result(&frames, PortMask::one(3));
     let c = sw.counters();
-    assert_eq!((c.agg_out, c.agg_out_grouped, c.agg_out_flooded), (1, 1, 0));
+    assert_eq!(
+        (
+            c.agg_out,
+            c.agg_out_grouped,
+            c.agg_out_replicated,
+            c.agg_out_flooded
+        ),
+        (1, 1, 1, 0)
+    );
     // A retransmission after the round is answered by unicast to its sender.
     tx.clear();
     let again = udp_frame(worker(2), switch_endpoint(), &contribution(1, &[2, 5]));
@@ -571,6 +581,22 @@ fn a_group_result_leaves_once_through_the_replication_port() {
         sw.handle_frame(now, 0, &unknown, &mut core, &mut tx),
         Decision::Forward(PortMask(0b110))
     );
+}
+
+#[test]
+fn a_group_on_part_of_the_ports_leaves_by_its_members_ports_only() {
+    // Port 1 is a worker port now, with no member of job 7 behind it: the
+    // replication port would copy the result there too.
+    let (sw, mut core, mut tx, now) = two_known_workers_grouped(true);
+    let config = L2Config {
+        cpu_port: None,
+        ..*sw.config()
+    };
+    let mut sw = sw.with_config(config);
+    let frames = complete_round(&mut sw, &mut core, &mut tx, now);
+    assert_group_result(&frames, PortMask(0b101));
+    let c = sw.counters();
+    assert_eq!((c.agg_out_grouped, c.agg_out_replicated), (1, 0));
 }
 
 #[test]

@@ -237,6 +237,7 @@ impl L2Driver {
             ("super_frames_in", l.super_frames_in),
             ("agg_out", l.agg_out),
             ("agg_out_grouped", l.agg_out_grouped),
+            ("agg_out_replicated", l.agg_out_replicated),
             ("agg_out_flooded", l.agg_out_flooded),
             ("malformed", l.malformed),
             ("not_served", l.not_served),

@@ -64,9 +64,7 @@ enum TopoCommand {
         serve_args: Vec<String>,
         /// Send every result to each worker by unicast instead of once to
         /// the job's multicast group (which the bridge, or on the L2 fabric
-        /// the replication port, copies to every worker's port: with
-        /// several jobs on one rate-limited topology, each job's results
-        /// would then take a share of the others' links).
+        /// the replication port, copies to the workers' ports).
         #[arg(long)]
         unicast_results: bool,
         /// Seconds the workers may run; any still running then are killed
