@@ -255,7 +255,7 @@ pub struct L2Switch {
     macs: MacTable,
     neighbors: NeighborTable,
     counters: L2Counters,
-    /// Result headers per member for the current instant.
+    /// Result headers per member or group for the current instant.
     heads: ResultHeads,
 }
 
@@ -577,32 +577,35 @@ impl L2Switch {
     ) {
         self.counters.agg_out += 1;
         self.counters.agg_out_grouped += 1;
-        let members_ports = match self.heads.group_ports(now, group) {
-            Some(ports) => ports,
+        let to = SocketAddrV4::new(group, UDP_PORT);
+        let replication = PortMask::one(self.config.ports);
+        let head = match self.heads.get(now, to, payload.len()) {
+            Some(head) => head,
             None => {
-                let ports = self.members_ports(now, members);
-                self.heads.insert_group(now, group, ports);
-                ports
+                let dst = Endpoint {
+                    mac: group_mac(group),
+                    ip: group,
+                    port: UDP_PORT,
+                };
+                let bytes = udp_headers_no_checksum(self.source(), dst, payload.len());
+                let Some(ports) = self.members_ports(now, members) else {
+                    self.counters.agg_out_flooded += 1;
+                    return tx.push_result(self.all_ports(), bytes, payload);
+                };
+                let ports = if self.config.replication_port && ports == self.replicated_ports() {
+                    replication
+                } else {
+                    ports
+                };
+                let head = ResultHead { ports, bytes };
+                self.heads.insert(now, to, payload.len(), head);
+                head
             }
         };
-        let ports = match members_ports {
-            Some(ports) if self.config.replication_port && ports == self.replicated_ports() => {
-                self.counters.agg_out_replicated += 1;
-                PortMask::one(self.config.ports)
-            }
-            Some(ports) => ports,
-            None => {
-                self.counters.agg_out_flooded += 1;
-                self.all_ports()
-            }
-        };
-        let dst = Endpoint {
-            mac: group_mac(group),
-            ip: group,
-            port: UDP_PORT,
-        };
-        let bytes = udp_headers_no_checksum(self.source(), dst, payload.len());
-        tx.push_result(ports, bytes, payload);
+        if self.config.replication_port && head.ports == replication {
+            self.counters.agg_out_replicated += 1;
+        }
+        tx.push_result(head.ports, head.bytes, payload);
     }
 
     /// The switch as the source of its results.
@@ -652,7 +655,7 @@ impl L2Switch {
     ) {
         self.counters.agg_out += 1;
         if let Some(head) = self.heads.get(now, to, payload.len()) {
-            return tx.push_result(PortMask::one(head.port), head.bytes, payload);
+            return tx.push_result(head.ports, head.bytes, payload);
         }
         let known = self.member_port(now, &to);
         let src = self.source();
@@ -664,8 +667,15 @@ impl L2Switch {
         match known {
             Some((mac, port)) => {
                 let bytes = udp_headers_no_checksum(src, dst(mac), payload.len());
-                self.heads
-                    .insert(now, to, payload.len(), ResultHead { port, bytes });
+                self.heads.insert(
+                    now,
+                    to,
+                    payload.len(),
+                    ResultHead {
+                        ports: PortMask::one(port),
+                        bytes,
+                    },
+                );
                 tx.push_result(PortMask::one(port), bytes, payload);
             }
             None => {

@@ -4,7 +4,7 @@
 //! - [`logic`]: the sans-IO switch (MAC learning, flooding, ARP/ICMP for its
 //!   own IP, aggregation frames handed to the one [`crate::core::SwitchCore`]).
 //! - [`table`]: the MAC and neighbour tables it keeps.
-//! - [`heads`]: result headers per member, kept for one instant.
+//! - [`heads`]: result headers per member or group, kept for one instant.
 //! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
 //! - [`offload`]: the offload header of every frame on a port, UDP GSO super-frames.
 //! - [`staging`]: a port's frames of one round; results to a worker merged into super-frames.

@@ -78,11 +78,9 @@ pub struct DriverCounters {
 /// The switch's ports and L2 logic.
 #[derive(Debug)]
 pub struct L2Driver {
-    /// The switch ports, then the replication port if there is one (sent
-    /// to, never read).
+    /// The switch ports (`L2Config::ports` of them), then the replication
+    /// port if there is one (sent to, never read).
     ports: Vec<Port>,
-    /// How many of `ports` are switch ports.
-    switch_ports: usize,
     switch: L2Switch,
     staged: Vec<Staged>,
     originated: TxFrames,
@@ -175,7 +173,6 @@ impl L2Driver {
         let staged = ports.iter().map(|_| Staged::default()).collect();
         Ok(L2Driver {
             ports,
-            switch_ports,
             switch,
             staged,
             originated: TxFrames::default(),
@@ -202,7 +199,7 @@ impl L2Driver {
 
     /// Descriptors to poll for readability.
     pub fn fds(&self) -> Vec<RawFd> {
-        self.ports[..self.switch_ports]
+        self.ports[..self.switch.config().ports]
             .iter()
             .map(Port::raw_fd)
             .collect()
@@ -261,7 +258,7 @@ impl L2Driver {
     /// sends the results. Returns the number of frames received.
     pub fn process(&mut self, now: Instant, core: &mut SwitchCore) -> io::Result<usize> {
         let mut total = 0;
-        for index in 0..self.switch_ports {
+        for index in 0..self.switch.config().ports {
             let (switch, staged, originated, capture, scratch) = (
                 &mut self.switch,
                 &mut self.staged,
