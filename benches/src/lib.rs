@@ -4,6 +4,7 @@
 
 pub mod core_rig;
 pub mod engine_rig;
+pub mod tensor_rig;
 
 /// A small deterministic generator (SplitMix64); benches need repeatable
 /// data, not statistical quality.

@@ -87,6 +87,10 @@ struct BenchArgs {
     /// Time to wait for every rank to join.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     join_timeout: Duration,
+    /// Sum into a second buffer (`allreduce_f32_into`) instead of in place:
+    /// the input is only read, so the agent keeps no copy of it.
+    #[arg(long)]
+    out_of_place: bool,
     /// Do not merge sends into UDP GSO messages.
     #[arg(long)]
     no_gso: bool,
@@ -140,12 +144,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     let (gso, gro) = agent.offloads();
     let p = *agent.params();
     println!(
-        "# host-agent bench: job '{}' (id {}) rank {}/{} dtype {} window {} elements/packet {} switch {} data {} results {} gso {} gro {}",
+        "# host-agent bench: job '{}' (id {}) rank {}/{} dtype {} {} window {} elements/packet {} switch {} data {} results {} gso {} gro {}",
         args.job,
         p.job_id,
         args.rank,
         p.world,
         args.dtype,
+        if args.out_of_place { "out of place" } else { "in place" },
         p.window,
         p.elements_per_packet,
         agent.switch_data_addr().map_or("-".into(), |a| a.to_string()),
@@ -161,6 +166,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<bool> {
         sizes: args.sizes,
         iters: args.iters,
         warmup: args.warmup,
+        out_of_place: args.out_of_place,
     };
     let results = bench::run(&mut agent, &config, |r| {
         println!("{}", bench::line(r));

@@ -150,6 +150,73 @@ fn float32_within_bound_and_identical_through_the_handle() {
 }
 
 #[test]
+fn out_of_place_sums_equal_in_place_ones_with_loss() {
+    let (sw, control) = switch(ServerConfig {
+        drop: 0.05,
+        seed: 11,
+        ..ServerConfig::loopback_ephemeral()
+    });
+    let results = on_ranks(control, "apart", 3, |mut agent| {
+        let rank = agent.rank();
+        let floats: Vec<f32> = (0..5000)
+            .map(|i| ((i as f32) * 0.11 + f32::from(rank)).cos() * 3.0)
+            .collect();
+        let ints: Vec<i32> = (0..4097).map(|i| i * 31 + i32::from(rank)).collect();
+        let (mut float_sum, mut int_sum) = (vec![f32::NAN; floats.len()], vec![7; ints.len()]);
+        agent.allreduce_f32_into(&floats, &mut float_sum).unwrap();
+        agent.allreduce_i32_into(&ints, &mut int_sum).unwrap();
+        // Buffers of different lengths are refused before anything is sent.
+        let err = agent
+            .allreduce_f32_into(&floats, &mut float_sum[1..])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AgentError::LengthMismatch {
+                    input: 5000,
+                    output: 4999
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_recoverable());
+        let (mut float_in_place, mut int_in_place) = (floats.clone(), ints.clone());
+        agent.allreduce_f32(&mut float_in_place).unwrap();
+        agent.allreduce_i32(&mut int_in_place).unwrap();
+        // The background form gives both buffers back, the input unchanged.
+        let handle = agent.spawn();
+        let (floats_back, float_sum_again) = handle
+            .allreduce_f32_into(floats.clone(), vec![0f32; floats.len()])
+            .wait()
+            .unwrap();
+        let (ints_back, int_sum_again) = handle
+            .allreduce_i32_into(ints.clone(), vec![0i32; ints.len()])
+            .wait()
+            .unwrap();
+        assert_eq!((floats_back, ints_back), (floats, ints));
+        assert_eq!(float_sum_again, float_sum);
+        assert_eq!(int_sum_again, int_sum);
+        let stats = handle.leave().unwrap();
+        assert!(
+            stats.engine.retransmissions > 0,
+            "5% loss must cause retransmissions"
+        );
+        assert_eq!(
+            float_sum.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            float_in_place
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(int_sum, int_in_place);
+        float_sum
+    });
+    assert!(results.iter().all(|r| *r == results[0]));
+    sw.shutdown();
+    sw.join().unwrap();
+}
+
+#[test]
 fn non_finite_input_is_refused_and_the_agent_stays_usable() {
     let (sw, control) = default_switch();
     let results = on_ranks(control, "nan", 2, |mut agent| {

@@ -66,7 +66,9 @@ pub fn to_py(error: AgentError) -> PyErr {
         AgentError::JobFailed { .. } => JobFailed::new_err(message),
         AgentError::NonFinite { .. } => NonFiniteError::new_err(message),
         AgentError::Ended(_) => AgentEnded::new_err(message),
-        AgentError::InvalidOptions(_) => PyValueError::new_err(message),
+        AgentError::InvalidOptions(_) | AgentError::LengthMismatch { .. } => {
+            PyValueError::new_err(message)
+        }
         AgentError::Protocol(_)
         | AgentError::Engine(_)
         | AgentError::Internal(_)

@@ -212,6 +212,7 @@ mod tests {
                 sizes: vec![4096, 64 << 10],
                 iters: 2,
                 warmup: 1,
+                out_of_place: false,
             },
             window: 32,
             elements_per_packet: 64,
@@ -224,5 +225,27 @@ mod tests {
         assert_eq!(report.results.len(), 2);
         assert!(report.results.iter().any(|r| r.retransmissions > 0));
         assert_eq!(report.switch_status.control.get("jobs_completed"), Some(&1));
+    }
+
+    #[test]
+    fn out_of_place_demo_with_loss_is_verified() {
+        let report = run(&DemoConfig {
+            workers: 3,
+            bench: BenchConfig {
+                dtype: Dtype::F32,
+                sizes: vec![64 << 10],
+                iters: 2,
+                warmup: 1,
+                out_of_place: true,
+            },
+            window: 32,
+            elements_per_packet: 64,
+            drop: 0.02,
+            seed: 5,
+            retransmit_timeout: Duration::from_millis(5),
+        })
+        .unwrap();
+        assert!(report.ok(), "{:?}", report.results);
+        assert!(report.results[0].retransmissions > 0);
     }
 }

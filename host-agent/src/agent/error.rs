@@ -55,6 +55,15 @@ pub enum AgentError {
         /// Index of the first non-finite element.
         index: usize,
     },
+    /// An out-of-place allreduce's buffers differ in length (nothing was
+    /// sent; the agent stays usable).
+    #[error("input holds {input} elements, output {output}")]
+    LengthMismatch {
+        /// Elements of the input.
+        input: usize,
+        /// Elements of the output.
+        output: usize,
+    },
     /// The options cannot work (e.g. an IPv6 address, a zero timeout).
     #[error("invalid options: {0}")]
     InvalidOptions(String),
@@ -79,7 +88,10 @@ pub enum AgentError {
 impl AgentError {
     /// Whether the agent can still be used after this error.
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, AgentError::NonFinite { .. })
+        matches!(
+            self,
+            AgentError::NonFinite { .. } | AgentError::LengthMismatch { .. }
+        )
     }
 }
 

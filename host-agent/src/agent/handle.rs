@@ -132,6 +132,36 @@ impl AgentHandle {
         self.submit(move |agent| agent.allreduce_f32(data.as_mut()).map(|()| data))
     }
 
+    /// Submits an i32 allreduce of `input` into `output` (out of place, see
+    /// [`Agent::allreduce_i32_into`]); both buffers come back, `output`
+    /// with the result.
+    pub fn allreduce_i32_into<I, O>(&self, input: I, mut output: O) -> Pending<(I, O)>
+    where
+        I: AsRef<[i32]> + Send + 'static,
+        O: AsMut<[i32]> + Send + 'static,
+    {
+        self.submit(move |agent| {
+            agent
+                .allreduce_i32_into(input.as_ref(), output.as_mut())
+                .map(|()| (input, output))
+        })
+    }
+
+    /// Submits an f32 allreduce of `input` into `output` (out of place, see
+    /// [`Agent::allreduce_f32_into`]); both buffers come back, `output`
+    /// with the result.
+    pub fn allreduce_f32_into<I, O>(&self, input: I, mut output: O) -> Pending<(I, O)>
+    where
+        I: AsRef<[f32]> + Send + 'static,
+        O: AsMut<[f32]> + Send + 'static,
+    {
+        self.submit(move |agent| {
+            agent
+                .allreduce_f32_into(input.as_ref(), output.as_mut())
+                .map(|()| (input, output))
+        })
+    }
+
     /// The agent's counters once the operations submitted before are done.
     pub fn stats(&self) -> Pending<AgentStats> {
         self.submit(|agent| Ok(agent.stats()))

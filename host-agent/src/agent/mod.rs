@@ -20,7 +20,7 @@ use packet_format::control::{JobParams, JoinRequest, Reply, Request};
 use packet_format::{ELEMENT_LEN, HEADER_LEN};
 
 use crate::control_client::{self, ControlClient};
-use crate::engine::{Engine, EngineConfig, EngineError, EngineStats, Event, Output};
+use crate::engine::{Engine, EngineConfig, EngineError, EngineStats, Event, Input, Output};
 use crate::transport::{TransportStats, UdpTransport};
 use watchdog::Watchdog;
 
@@ -236,20 +236,64 @@ impl Agent {
         self.allreduce_in_place(data)
     }
 
+    /// Writes the element-wise wrapping sum over all workers of `input`
+    /// into `output` (of the same length); bit-identical on every worker.
+    /// `input` is only read, so nothing is copied to keep it: the fastest
+    /// of the calls when the caller has a second buffer. If the allreduce
+    /// fails, `output` holds some results and the rest unchanged.
+    pub fn allreduce_i32_into(
+        &mut self,
+        input: &[i32],
+        output: &mut [i32],
+    ) -> Result<(), AgentError> {
+        self.allreduce_out_of_place(input, output)
+    }
+
+    /// [`Agent::allreduce_f32`] with input and output apart, as
+    /// [`Agent::allreduce_i32_into`]: `output` gets the sum of `input`
+    /// over all workers.
+    pub fn allreduce_f32_into(
+        &mut self,
+        input: &[f32],
+        output: &mut [f32],
+    ) -> Result<(), AgentError> {
+        self.allreduce_out_of_place(input, output)
+    }
+
     /// One allreduce on `data`, in place; on failure `data` gets back the
     /// input of the blocks that were sent (the rest was never written).
     fn allreduce_in_place<T: Element>(&mut self, data: &mut [T]) -> Result<(), AgentError> {
         self.check_usable()?;
         let started = Instant::now();
         T::start_in_place(&mut self.engine, started, data)?;
-        if let Err(e) = self.run(started, T::output(data)) {
-            if let Some(input) = T::input(&self.engine) {
+        if let Err(e) = self.run(started, None, T::output(data)) {
+            if let Some(input) = T::copied_input(&self.engine) {
                 data[..input.len()].copy_from_slice(input);
             }
             return Err(e);
         }
         self.engine.finish_in_place()?;
         self.finished(started, data.len());
+        Ok(())
+    }
+
+    fn allreduce_out_of_place<T: Element>(
+        &mut self,
+        input: &[T],
+        output: &mut [T],
+    ) -> Result<(), AgentError> {
+        self.check_usable()?;
+        if input.len() != output.len() {
+            return Err(AgentError::LengthMismatch {
+                input: input.len(),
+                output: output.len(),
+            });
+        }
+        let started = Instant::now();
+        T::start_out_of_place(&mut self.engine, started, input)?;
+        self.run(started, Some(T::input(input)), T::output(output))?;
+        self.engine.finish_in_place()?;
+        self.finished(started, input.len());
         Ok(())
     }
 
@@ -266,11 +310,17 @@ impl Agent {
         self.busy += started.elapsed();
     }
 
-    /// Drives the started operation to its end, its results written into
-    /// `out` as they arrive; a failure ends the agent (and the caller
-    /// restores `out` from the engine's copy of the input).
-    fn run(&mut self, started: Instant, out: Output<'_>) -> Result<(), AgentError> {
-        let result = self.io_loop(out);
+    /// Drives the started operation to its end, its packets built from
+    /// `input` (out of place) and its results written into `out` as they
+    /// arrive; a failure ends the agent (and the caller of an in-place
+    /// operation restores `out` from the engine's copy of the input).
+    fn run(
+        &mut self,
+        started: Instant,
+        input: Option<Input<'_>>,
+        out: Output<'_>,
+    ) -> Result<(), AgentError> {
+        let result = self.io_loop(input, out);
         if let Err(e) = &result {
             self.engine.abort();
             self.busy += started.elapsed();
@@ -284,7 +334,7 @@ impl Agent {
     /// The blocking I/O loop: receive a batch, fire timers, take events,
     /// send what the engine allows, look at the control connection, and
     /// sleep in `poll` when there is nothing to do.
-    fn io_loop(&mut self, mut out: Output<'_>) -> Result<(), AgentError> {
+    fn io_loop(&mut self, input: Option<Input<'_>>, mut out: Output<'_>) -> Result<(), AgentError> {
         let mut last_control_check = Instant::now();
         let mut watchdog = Watchdog::new(self.engine.config().stall_timeout);
         loop {
@@ -306,10 +356,10 @@ impl Agent {
             }
             let mut sent = 0;
             let engine = &mut self.engine;
-            while self
-                .transport
-                .queue_with(|buf| engine.poll_transmit_into(now, buf, out.reborrow()))
-            {
+            while self.transport.queue_with(|buf| match input {
+                Some(input) => engine.poll_transmit_from(now, buf, input),
+                None => engine.poll_transmit_into(now, buf, out.reborrow()),
+            }) {
                 sent += 1;
             }
             let flushed = self.transport.flush()?;
@@ -446,18 +496,34 @@ fn local_data_ip(
 /// The element types the agent reduces, with their in-place engine calls.
 trait Element: Copy {
     fn start_in_place(engine: &mut Engine, now: Instant, data: &[Self]) -> Result<(), EngineError>;
+    fn start_out_of_place(
+        engine: &mut Engine,
+        now: Instant,
+        input: &[Self],
+    ) -> Result<(), EngineError>;
+    fn input(data: &[Self]) -> Input<'_>;
     fn output(data: &mut [Self]) -> Output<'_>;
-    fn input(engine: &Engine) -> Option<&[Self]>;
+    fn copied_input(engine: &Engine) -> Option<&[Self]>;
 }
 
 impl Element for i32 {
     fn start_in_place(engine: &mut Engine, now: Instant, data: &[i32]) -> Result<(), EngineError> {
         engine.start_i32_in_place(now, data)
     }
+    fn start_out_of_place(
+        engine: &mut Engine,
+        now: Instant,
+        input: &[i32],
+    ) -> Result<(), EngineError> {
+        engine.start_i32_out_of_place(now, input)
+    }
+    fn input(data: &[i32]) -> Input<'_> {
+        Input::I32(data)
+    }
     fn output(data: &mut [i32]) -> Output<'_> {
         Output::I32(data)
     }
-    fn input(engine: &Engine) -> Option<&[i32]> {
+    fn copied_input(engine: &Engine) -> Option<&[i32]> {
         engine.input_i32()
     }
 }
@@ -466,10 +532,20 @@ impl Element for f32 {
     fn start_in_place(engine: &mut Engine, now: Instant, data: &[f32]) -> Result<(), EngineError> {
         engine.start_f32_in_place(now, data)
     }
+    fn start_out_of_place(
+        engine: &mut Engine,
+        now: Instant,
+        input: &[f32],
+    ) -> Result<(), EngineError> {
+        engine.start_f32_out_of_place(now, input)
+    }
+    fn input(data: &[f32]) -> Input<'_> {
+        Input::F32(data)
+    }
     fn output(data: &mut [f32]) -> Output<'_> {
         Output::F32(data)
     }
-    fn input(engine: &Engine) -> Option<&[f32]> {
+    fn copied_input(engine: &Engine) -> Option<&[f32]> {
         engine.input_f32()
     }
 }

@@ -57,6 +57,9 @@ pub struct BenchConfig {
     pub iters: u32,
     /// Untimed iterations before them (checked too).
     pub warmup: u32,
+    /// Sum into a second buffer ([`Agent::allreduce_f32_into`]) instead of
+    /// in place.
+    pub out_of_place: bool,
 }
 
 /// Runs the benchmark on a joined agent. A wrong result does not stop the
@@ -93,17 +96,30 @@ pub fn run(
                 0
             }
         ];
+        // Out of place, the inputs go here and the sums to `ints`/`floats`.
+        let (mut ints_in, mut floats_in) = if config.out_of_place {
+            (ints.clone(), floats.clone())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for i in 0..config.warmup + config.iters.max(1) {
+            let (ints_fill, floats_fill) = if config.out_of_place {
+                (&mut ints_in, &mut floats_in)
+            } else {
+                (&mut ints, &mut floats)
+            };
             match config.dtype {
-                Dtype::I32 => inputs::fill_i32(rank, iteration, &mut ints),
-                Dtype::F32 => inputs::fill_f32(rank, iteration, &mut floats),
+                Dtype::I32 => inputs::fill_i32(rank, iteration, ints_fill),
+                Dtype::F32 => inputs::fill_f32(rank, iteration, floats_fill),
             }
             agent.allreduce_i32(&mut [0])?;
             let before = agent.stats();
             let started = Instant::now();
-            match config.dtype {
-                Dtype::I32 => agent.allreduce_i32(&mut ints)?,
-                Dtype::F32 => agent.allreduce_f32(&mut floats)?,
+            match (config.dtype, config.out_of_place) {
+                (Dtype::I32, false) => agent.allreduce_i32(&mut ints)?,
+                (Dtype::F32, false) => agent.allreduce_f32(&mut floats)?,
+                (Dtype::I32, true) => agent.allreduce_i32_into(&ints_in, &mut ints)?,
+                (Dtype::F32, true) => agent.allreduce_f32_into(&floats_in, &mut floats)?,
             }
             let took = started.elapsed();
             let after = agent.stats();

@@ -10,8 +10,9 @@ pub enum EngineError {
     /// already taken or aborted).
     #[error("no finished allreduce result to take")]
     NotDone,
-    /// `take_*` after an in-place start, or `finish_in_place` after a plain one.
-    #[error("the result is taken with take_* after start_*, with finish_in_place after start_*_in_place")]
+    /// `take_*` after an in-place or out-of-place start, or
+    /// `finish_in_place` after a plain one.
+    #[error("the result is taken with take_* after start_*, with finish_in_place after start_*_in_place or start_*_out_of_place")]
     InPlaceMismatch,
     /// The finished result has the other element type than the one asked for.
     #[error("the finished allreduce is of another element type")]

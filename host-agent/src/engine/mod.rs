@@ -35,9 +35,13 @@
 //!   pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError>;
 //!   pub fn poll_transmit_into<S: PacketSink>(&mut self, now: Instant, buf: &mut S, data: Output<'_>) -> bool; // appends, as poll_transmit_append
 //!   pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>); // Output::I32 | Output::F32, the operation's length
-//!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done; NotDone, InPlaceMismatch
+//!   pub fn finish_in_place(&mut self) -> Result<(), EngineError>; // after Event::Done, in place or out of place; NotDone, InPlaceMismatch
 //!   pub fn input_i32(&self) -> Option<&[i32]>;   // input of the blocks copied so far (to restore the caller's buffer after a failure)
 //!   pub fn input_f32(&self) -> Option<&[f32]>;
+//!   // Out of place: packets are built from the caller's input (lent on every send call), results go to its output; nothing is copied.
+//!   pub fn start_i32_out_of_place(&mut self, now: Instant, input: &[i32]) -> Result<(), EngineError>;
+//!   pub fn start_f32_out_of_place(&mut self, now: Instant, input: &[f32]) -> Result<(), EngineError>;
+//!   pub fn poll_transmit_from<S: PacketSink>(&mut self, now: Instant, buf: &mut S, input: Input<'_>) -> bool; // the operation's input; results through handle_packet_into
 //!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, results_received, results_ignored, bytes_sent, stalls
 //!   pub fn next_seq(&self) -> u32;      // sequence continues across calls
 //! }
@@ -90,8 +94,8 @@ pub use config::{
 };
 pub use error::EngineError;
 
-pub use op::Output;
-use op::{Dtype, Identity, Op, Phase};
+use op::{Dtype, Identity, Op, Phase, Storage};
+pub use op::{Input, Output};
 use window::Window;
 
 /// Something the caller must hear about.
@@ -174,7 +178,7 @@ impl Engine {
     /// Starts an allreduce of i32 values (wrapping sum). A finished result
     /// not yet taken is discarded.
     pub fn start_i32(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
-        self.begin_i32(now, data, false)
+        self.begin_i32(now, data, Storage::Owned)
     }
 
     /// Starts an allreduce of f32 values (block fixed point). Fails with
@@ -182,7 +186,7 @@ impl Engine {
     /// nothing starts, and a finished result not yet taken is discarded as
     /// by a successful start.
     pub fn start_f32(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
-        self.begin_f32(now, data, false)
+        self.begin_f32(now, data, Storage::Owned)
     }
 
     /// [`Engine::start_i32`] for an operation on the caller's buffer: the
@@ -193,28 +197,63 @@ impl Engine {
     /// the input of every block it copied ([`Engine::input_i32`]) until the
     /// next start, so a caller can restore its buffer if the operation fails.
     pub fn start_i32_in_place(&mut self, now: Instant, data: &[i32]) -> Result<(), EngineError> {
-        self.begin_i32(now, data, true)
+        self.begin_i32(now, data, Storage::InPlace)
     }
 
     /// [`Engine::start_f32`] on the caller's buffer, as
     /// [`Engine::start_i32_in_place`]; the start reads the whole tensor once
     /// (exponents and finiteness) and copies nothing.
     pub fn start_f32_in_place(&mut self, now: Instant, data: &[f32]) -> Result<(), EngineError> {
-        self.begin_f32(now, data, true)
+        self.begin_f32(now, data, Storage::InPlace)
     }
 
-    fn begin_i32(&mut self, now: Instant, data: &[i32], in_place: bool) -> Result<(), EngineError> {
+    /// [`Engine::start_i32`] with input and output apart, both the
+    /// caller's: packets are built from `input`, which the caller lends
+    /// again (unchanged) on every [`Engine::poll_transmit_from`], and
+    /// results go to the output given to [`Engine::handle_packet_into`].
+    /// The engine copies nothing; the input stays as it was whatever
+    /// happens, so there is nothing to restore after a failure.
+    pub fn start_i32_out_of_place(
+        &mut self,
+        now: Instant,
+        input: &[i32],
+    ) -> Result<(), EngineError> {
+        self.begin_i32(now, input, Storage::OutOfPlace)
+    }
+
+    /// [`Engine::start_f32`] out of place, as
+    /// [`Engine::start_i32_out_of_place`]; the start reads the whole input
+    /// once (exponents and finiteness).
+    pub fn start_f32_out_of_place(
+        &mut self,
+        now: Instant,
+        input: &[f32],
+    ) -> Result<(), EngineError> {
+        self.begin_f32(now, input, Storage::OutOfPlace)
+    }
+
+    fn begin_i32(
+        &mut self,
+        now: Instant,
+        data: &[i32],
+        storage: Storage,
+    ) -> Result<(), EngineError> {
         self.check_idle()?;
         let base = self.next_counter;
-        self.op.start_i32(data, base, self.window_size(), in_place);
+        self.op.start_i32(data, base, self.window_size(), storage);
         self.began(now);
         Ok(())
     }
 
-    fn begin_f32(&mut self, now: Instant, data: &[f32], in_place: bool) -> Result<(), EngineError> {
+    fn begin_f32(
+        &mut self,
+        now: Instant,
+        data: &[f32],
+        storage: Storage,
+    ) -> Result<(), EngineError> {
         self.check_idle()?;
         let base = self.next_counter;
-        if let Err(index) = self.op.start_f32(data, base, self.window_size(), in_place) {
+        if let Err(index) = self.op.start_f32(data, base, self.window_size(), storage) {
             return Err(EngineError::NonFinite { index });
         }
         self.began(now);
@@ -226,12 +265,14 @@ impl Engine {
     /// aborted), if it was an i32 one: a prefix of the caller's buffer; the
     /// rest of the buffer was never written.
     pub fn input_i32(&self) -> Option<&[i32]> {
-        (self.op.in_place && self.op.dtype == Dtype::I32).then(|| self.op.values_i32())
+        (self.op.storage == Storage::InPlace && self.op.dtype == Dtype::I32)
+            .then(|| self.op.values_i32())
     }
 
     /// As [`Engine::input_i32`], for an f32 operation.
     pub fn input_f32(&self) -> Option<&[f32]> {
-        (self.op.in_place && self.op.dtype == Dtype::F32).then(|| self.op.values_f32())
+        (self.op.storage == Storage::InPlace && self.op.dtype == Dtype::F32)
+            .then(|| self.op.values_f32())
     }
 
     fn check_idle(&self) -> Result<(), EngineError> {
@@ -263,7 +304,8 @@ impl Engine {
     /// datagrams), so that a driver can build packets straight into its
     /// send queue. On false, `buf` is unchanged. For an operation started
     /// in place it only sends what needs no new block of the input; use
-    /// [`Engine::poll_transmit_into`].
+    /// [`Engine::poll_transmit_into`]. For one started out of place it
+    /// sends nothing; use [`Engine::poll_transmit_from`].
     pub fn poll_transmit_append<S: PacketSink + ?Sized>(
         &mut self,
         now: Instant,
@@ -274,27 +316,42 @@ impl Engine {
 
     /// [`Engine::poll_transmit_append`] for an operation started in place:
     /// `data` is the caller's buffer (the one results go to), from which a
-    /// block is copied when its packet is first sent.
+    /// block is copied when its packet is first sent. Nothing is sent for
+    /// an operation started otherwise, except what needs no input.
     pub fn poll_transmit_into<S: PacketSink + ?Sized>(
         &mut self,
         now: Instant,
         buf: &mut S,
         data: Output<'_>,
     ) -> bool {
-        self.poll(now, buf, Some(data))
+        let input = (self.op.storage == Storage::InPlace).then(|| data.as_input());
+        self.poll(now, buf, input)
+    }
+
+    /// [`Engine::poll_transmit_append`] for an operation started out of
+    /// place: `input` is the one it was started with, unchanged (of
+    /// another type or length, nothing is sent).
+    pub fn poll_transmit_from<S: PacketSink + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut S,
+        input: Input<'_>,
+    ) -> bool {
+        let input = (self.op.storage == Storage::OutOfPlace).then_some(input);
+        self.poll(now, buf, input)
     }
 
     fn poll<S: PacketSink + ?Sized>(
         &mut self,
         now: Instant,
         buf: &mut S,
-        data: Option<Output<'_>>,
+        input: Option<Input<'_>>,
     ) -> bool {
-        if self.op.phase != Phase::Running {
+        if self.op.phase != Phase::Running || !self.op.can_read(input) {
             return false;
         }
         if let Some(counter) = self.window.next_retransmission(now) {
-            self.build(counter, buf);
+            self.build(counter, input, buf);
             self.stats.retransmissions += 1;
             return true;
         }
@@ -312,19 +369,24 @@ impl Engine {
         {
             return false;
         }
-        if !self.op.copy_block(k, data) {
+        if !self.op.copy_block(k, input) {
             // Only a missing or foreign buffer, never the operation's own:
             // blocks are copied in order, whole.
             return false;
         }
         self.window.occupy(counter, now);
-        self.build(counter, buf);
+        self.build(counter, input, buf);
         self.op.next_packet += 1;
         true
     }
 
     /// Appends packet `counter` of the running operation to `buf`.
-    fn build<S: PacketSink + ?Sized>(&mut self, counter: u64, buf: &mut S) {
+    fn build<S: PacketSink + ?Sized>(
+        &mut self,
+        counter: u64,
+        input: Option<Input<'_>>,
+        buf: &mut S,
+    ) {
         let id = Identity {
             job_id: self.config.job_id,
             key: self.config.key,
@@ -334,7 +396,7 @@ impl Engine {
         let k = (counter - self.op.base) as usize;
         let len = self
             .op
-            .build(k, counter, window, self.config.slot_base, id, buf);
+            .build(k, counter, window, self.config.slot_base, id, input, buf);
         self.count_sent(len);
     }
 
@@ -351,8 +413,8 @@ impl Engine {
         }
     }
 
-    /// [`Engine::handle_packet`] for an operation started in place: a
-    /// result is written into `out` (of the operation's type and length;
+    /// [`Engine::handle_packet`] for an operation started in place or out
+    /// of place: a result is written into `out` (of the operation's type and length;
     /// otherwise the result is ignored and counted, as is any result handed
     /// to the wrong one of the two calls).
     pub fn handle_packet_into(&mut self, now: Instant, datagram: &[u8], out: Output<'_>) {
@@ -492,13 +554,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Ends a finished in-place operation: its result is already in the
-    /// caller's buffer.
+    /// Ends a finished operation started in place or out of place: its
+    /// result is already in the caller's buffer.
     pub fn finish_in_place(&mut self) -> Result<(), EngineError> {
         if self.op.phase != Phase::Done {
             return Err(EngineError::NotDone);
         }
-        if !self.op.in_place {
+        if self.op.storage == Storage::Owned {
             return Err(EngineError::InPlaceMismatch);
         }
         self.op.phase = Phase::Idle;
@@ -509,7 +571,7 @@ impl Engine {
         if self.op.phase != Phase::Done {
             return Err(EngineError::NotDone);
         }
-        if self.op.in_place {
+        if self.op.storage != Storage::Owned {
             return Err(EngineError::InPlaceMismatch);
         }
         if self.op.dtype != dtype {

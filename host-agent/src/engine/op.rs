@@ -2,13 +2,15 @@
 //! float pipeline), what each packet carries, and how results assemble
 //! into the output.
 //!
-//! The operation keeps one copy of the tensor. Started plainly, that copy
-//! is the input, overwritten block by block by the results: a block's
-//! packets are only (re)built before its result arrives. Started in place,
-//! results go to the caller's buffer and the copy, made block by block as
-//! packets are first sent, stays the input (for retransmissions and for a
-//! restore after a failure). Either way no second tensor-sized buffer is
-//! filled before the first packet or copied out after the last result.
+//! The operation keeps at most one copy of the tensor ([`Storage`]).
+//! Started plainly, that copy is the input, overwritten block by block by
+//! the results: a block's packets are only (re)built before its result
+//! arrives. Started in place, results go to the caller's buffer and the
+//! copy, made block by block as packets are first sent, stays the input
+//! (for retransmissions and for a restore after a failure). Started out of
+//! place, input and output are the caller's and nothing is copied. No
+//! second tensor-sized buffer is ever filled before the first packet or
+//! copied out after the last result.
 
 use std::ops::Range;
 
@@ -27,6 +29,20 @@ const COPY_AHEAD: usize = 16 * 1024;
 pub(crate) enum Dtype {
     I32,
     F32,
+}
+
+/// Where an operation's input lives and where its results go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// The engine's copy is the input; results overwrite it and are taken
+    /// at the end.
+    Owned,
+    /// Results go to the caller's buffer; each block of it is copied when
+    /// first sent, so the input stays for retransmissions and a restore.
+    InPlace,
+    /// The caller's input and output buffers are apart: packets are built
+    /// from the input, results written to the output, nothing copied.
+    OutOfPlace,
 }
 
 /// Where an operation stands.
@@ -80,12 +96,12 @@ pub(crate) struct Op {
     exponents: Vec<i16>,
     /// Max exponent over workers of each block, learned from results.
     max_exponents: Vec<i16>,
-    /// Results go to the caller's buffer ([`Output`]); the values above
-    /// then keep the input for the whole operation.
-    pub in_place: bool,
+    /// Where the input is and where results go.
+    pub storage: Storage,
 }
 
-/// The caller's buffer that results of an in-place operation are written to.
+/// The caller's buffer that results of an in-place or out-of-place
+/// operation are written to.
 #[derive(Debug)]
 pub enum Output<'a> {
     /// For an i32 operation.
@@ -100,6 +116,33 @@ impl Output<'_> {
         match self {
             Output::I32(out) => Output::I32(out),
             Output::F32(out) => Output::F32(out),
+        }
+    }
+
+    /// The same buffer, to read from (in place it is also the input).
+    pub fn as_input(&self) -> Input<'_> {
+        match self {
+            Output::I32(out) => Input::I32(out),
+            Output::F32(out) => Input::F32(out),
+        }
+    }
+}
+
+/// The caller's input of an out-of-place operation, lent again for every
+/// packet built from it.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// For an i32 operation.
+    I32(&'a [i32]),
+    /// For an f32 operation.
+    F32(&'a [f32]),
+}
+
+impl Input<'_> {
+    fn dtype_and_len(&self) -> (Dtype, usize) {
+        match self {
+            Input::I32(b) => (Dtype::I32, b.len()),
+            Input::F32(b) => (Dtype::F32, b.len()),
         }
     }
 }
@@ -123,12 +166,12 @@ impl Op {
             values_f32: Vec::new(),
             exponents: Vec::new(),
             max_exponents: Vec::new(),
-            in_place: false,
+            storage: Storage::Owned,
         }
     }
 
-    fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64, in_place: bool) {
-        self.in_place = in_place;
+    fn begin(&mut self, dtype: Dtype, len: usize, base: u64, window: u64, storage: Storage) {
+        self.storage = storage;
         self.dtype = dtype;
         self.len = len;
         self.blocks = len.div_ceil(self.epp);
@@ -150,33 +193,33 @@ impl Op {
 
     /// Starts an i32 operation whose packet 0 has global counter `base`.
     /// In place, blocks are copied as they are first sent ([`Op::copy_block`]).
-    pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64, in_place: bool) {
+    pub(crate) fn start_i32(&mut self, data: &[i32], base: u64, window: u64, storage: Storage) {
         self.values_i32.clear();
-        if !in_place {
+        if storage == Storage::Owned {
             self.values_i32.extend_from_slice(data);
         }
-        self.begin(Dtype::I32, data.len(), base, window, in_place);
+        self.begin(Dtype::I32, data.len(), base, window, storage);
     }
 
     /// Starts an f32 operation, or refuses a tensor holding NaN or an
     /// infinity with the index of the first one (then nothing is started
     /// and a finished result not yet taken is discarded).
-    /// In place, this only reads `data`; blocks are copied as they are
-    /// first sent ([`Op::copy_block`]).
+    /// In place or out of place, this only reads `data`; in place, blocks
+    /// are copied as they are first sent ([`Op::copy_block`]).
     pub(crate) fn start_f32(
         &mut self,
         data: &[f32],
         base: u64,
         window: u64,
-        in_place: bool,
+        storage: Storage,
     ) -> Result<(), usize> {
-        // One pass: each block is copied (unless in place), and its exponent
-        // and finiteness read while it is in the cache.
+        // One pass: each block is copied (if owned), and its exponent and
+        // finiteness read while it is in the cache.
         self.values_f32.clear();
         self.exponents.clear();
         let epp = self.epp.max(1);
         for (b, block) in data.chunks(epp).enumerate() {
-            if !in_place {
+            if storage == Storage::Owned {
                 self.values_f32.extend_from_slice(block);
             }
             match quantize::finite_block_exponent(block) {
@@ -188,7 +231,7 @@ impl Op {
                 }
             }
         }
-        self.begin(Dtype::F32, data.len(), base, window, in_place);
+        self.begin(Dtype::F32, data.len(), base, window, storage);
         self.max_exponents.clear();
         self.max_exponents.resize(self.blocks, NO_EXPONENT);
         Ok(())
@@ -213,13 +256,17 @@ impl Op {
         self.data_block(k).map_or(0, |b| self.block(b).len())
     }
 
-    /// Makes sure the block packet `k` carries is in the engine's copy: in
-    /// place, blocks are copied from the caller's buffer `input` when their
-    /// packet is first built, [`COPY_AHEAD`] elements at a time (in block
-    /// order, and always before the block's result can overwrite that
-    /// buffer). False if the block is missing and `input` cannot supply it
-    /// (absent, or not the operation's buffer).
-    pub(crate) fn copy_block(&mut self, k: usize, input: Option<Output<'_>>) -> bool {
+    /// Makes sure the block packet `k` carries can be built: in place,
+    /// blocks are copied from the caller's buffer `input` when their packet
+    /// is first built, [`COPY_AHEAD`] elements at a time (in block order,
+    /// and always before the block's result can overwrite that buffer); out
+    /// of place, `input` must be the operation's. False if the block is
+    /// missing and `input` cannot supply it (absent, or not the operation's
+    /// buffer).
+    pub(crate) fn copy_block(&mut self, k: usize, input: Option<Input<'_>>) -> bool {
+        if self.storage == Storage::OutOfPlace {
+            return self.can_read(input);
+        }
         let Some(b) = self.data_block(k) else {
             return true;
         };
@@ -231,7 +278,8 @@ impl Op {
         if have >= range.end {
             return true;
         }
-        let Some(input) = input.filter(|i| have == range.start && self.is_buffer(i)) else {
+        let Some(input) = input.filter(|i| have == range.start && self.fits(i.dtype_and_len()))
+        else {
             return false;
         };
         // Whole blocks, as many as fill COPY_AHEAD (at least this one):
@@ -239,25 +287,29 @@ impl Op {
         let chunk =
             range.start..(range.start + self.epp * (COPY_AHEAD / self.epp).max(1)).min(self.len);
         match input {
-            Output::I32(data) => self.values_i32.extend_from_slice(&data[chunk]),
-            Output::F32(data) => self.values_f32.extend_from_slice(&data[chunk]),
+            Input::I32(data) => self.values_i32.extend_from_slice(&data[chunk]),
+            Input::F32(data) => self.values_f32.extend_from_slice(&data[chunk]),
         }
         true
     }
 
-    /// Whether `buffer` can be this operation's caller buffer: its type and length.
-    fn is_buffer(&self, buffer: &Output<'_>) -> bool {
-        match (buffer, self.dtype) {
-            (Output::I32(b), Dtype::I32) => b.len() == self.len,
-            (Output::F32(b), Dtype::F32) => b.len() == self.len,
-            _ => false,
-        }
+    /// Whether packets can be built with `input`: out of place, it must be
+    /// the operation's input; otherwise it is not read.
+    pub(crate) fn can_read(&self, input: Option<Input<'_>>) -> bool {
+        self.storage != Storage::OutOfPlace || input.is_some_and(|i| self.fits(i.dtype_and_len()))
+    }
+
+    /// Whether a caller's buffer of this type and length can be this
+    /// operation's input or output.
+    fn fits(&self, (dtype, len): (Dtype, usize)) -> bool {
+        dtype == self.dtype && len == self.len
     }
 
     /// Appends packet `k` (global counter `counter`) to `out` and returns
-    /// its length; its block must be in the engine's copy
-    /// ([`Op::copy_block`]). Every byte is written: `out` may hand out
-    /// space holding old bytes.
+    /// its length; [`Op::copy_block`] must have accepted it with the same
+    /// `input`. Every byte is written: `out` may hand out space holding
+    /// old bytes.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build<S: PacketSink + ?Sized>(
         &self,
         k: usize,
@@ -265,6 +317,7 @@ impl Op {
         window: u64,
         slot_base: u16,
         id: Identity,
+        input: Option<Input<'_>>,
         out: &mut S,
     ) -> usize {
         let (flags, exponent) = match self.dtype {
@@ -288,11 +341,19 @@ impl Op {
         };
         match (self.dtype, self.data_block(k)) {
             (Dtype::I32, Some(b)) => {
-                let values = &self.values_i32[self.block(b)];
+                let values = match input {
+                    Some(Input::I32(data)) if self.storage == Storage::OutOfPlace => data,
+                    _ => &self.values_i32,
+                };
+                let values = &values[self.block(b)];
                 repr.emit_with(out, |words| cpu_dispatch::words::store(words, values));
             }
             (Dtype::F32, Some(b)) => {
-                let values = &self.values_f32[self.block(b)];
+                let values = match input {
+                    Some(Input::F32(data)) if self.storage == Storage::OutOfPlace => data,
+                    _ => &self.values_f32,
+                };
+                let values = &values[self.block(b)];
                 let e_max = self.max_exponents[b];
                 let world = self.world;
                 // Quantized straight into the payload, in network order; a
@@ -313,8 +374,8 @@ impl Op {
 
     /// Takes the result of packet `k` into the output. Returns false (and
     /// changes nothing) if it does not fit what packet `k` carried.
-    /// In place, the result goes to `out`, which must be given and fit the
-    /// operation; otherwise `out` must be `None`.
+    /// In place or out of place, the result goes to `out`, which must be
+    /// given and fit the operation; otherwise `out` must be `None`.
     pub(crate) fn accept(
         &mut self,
         k: usize,
@@ -326,8 +387,10 @@ impl Op {
             return false;
         }
         let fits = match &out {
-            None => !self.in_place,
-            Some(buffer) => self.in_place && self.is_buffer(buffer),
+            None => self.storage == Storage::Owned,
+            Some(buffer) => {
+                self.storage != Storage::Owned && self.fits(buffer.as_input().dtype_and_len())
+            }
         };
         if !fits {
             return false;
@@ -380,8 +443,8 @@ impl Op {
         self.len
     }
 
-    /// The i32 values: the output once `phase` is `Done`, or in place the
-    /// input of the blocks copied so far.
+    /// The i32 values: owned, the output once `phase` is `Done`; in place,
+    /// the input of the blocks copied so far; out of place, empty.
     pub(crate) fn values_i32(&self) -> &[i32] {
         &self.values_i32
     }
@@ -399,7 +462,7 @@ mod tests {
     #[test]
     fn chunking_of_a_tensor_not_a_multiple_of_e() {
         let mut op = Op::new(2, 4);
-        op.start_i32(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0, 8, false);
+        op.start_i32(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0, 8, Storage::Owned);
         assert_eq!((op.blocks, op.lead, op.packets), (3, 0, 3));
         assert_eq!(op.block(2), 8..10);
         assert_eq!((op.elem_count(0), op.elem_count(2)), (4, 2));
@@ -409,21 +472,21 @@ mod tests {
     fn in_place_blocks_are_copied_ahead_in_chunks() {
         let mut op = Op::new(1, 4);
         let data: Vec<i32> = (0..(2 * COPY_AHEAD + 6) as i32).collect();
-        let mut buf = data.clone();
-        op.start_i32(&data, 0, 8, true);
-        assert!(op.copy_block(0, Some(Output::I32(&mut buf))));
+        let buf = data.clone();
+        op.start_i32(&data, 0, 8, Storage::InPlace);
+        assert!(op.copy_block(0, Some(Input::I32(&buf))));
         assert_eq!(op.values_i32(), &data[..COPY_AHEAD]);
         // The rest of the chunk needs no buffer; the next chunk does.
         let per_chunk = COPY_AHEAD / 4;
         assert!(op.copy_block(per_chunk - 1, None));
         assert!(!op.copy_block(per_chunk, None));
-        assert!(op.copy_block(per_chunk, Some(Output::I32(&mut buf))));
+        assert!(op.copy_block(per_chunk, Some(Input::I32(&buf))));
         // The last chunk is short.
-        assert!(op.copy_block(2 * per_chunk, Some(Output::I32(&mut buf))));
+        assert!(op.copy_block(2 * per_chunk, Some(Input::I32(&buf))));
         assert_eq!(op.values_i32(), &data[..]);
         // A buffer of another length is not the operation's.
-        op.start_i32(&data, 0, 8, true);
-        assert!(!op.copy_block(0, Some(Output::I32(&mut buf[1..]))));
+        op.start_i32(&data, 0, 8, Storage::InPlace);
+        assert!(!op.copy_block(0, Some(Input::I32(&buf[1..]))));
     }
 
     #[test]
@@ -433,11 +496,11 @@ mod tests {
         for epp in [3u16, 2237, 16370, 20000] {
             let mut op = Op::new(1, epp);
             let data: Vec<f32> = (0..3 * COPY_AHEAD + 5).map(|i| i as f32).collect();
-            let mut buf = data.clone();
-            op.start_f32(&data, 0, 4, true).unwrap();
+            let buf = data.clone();
+            op.start_f32(&data, 0, 4, Storage::InPlace).unwrap();
             for k in op.lead..op.packets {
                 assert!(
-                    op.copy_block(k, Some(Output::F32(&mut buf))),
+                    op.copy_block(k, Some(Input::F32(&buf))),
                     "epp {epp}, packet {k}"
                 );
                 let b = op.data_block(k).unwrap();
@@ -453,15 +516,15 @@ mod tests {
     fn float_pipeline_layout() {
         let mut op = Op::new(2, 4);
         let data = [1.0f32; 10];
-        op.start_f32(&data, 0, 2, false).unwrap();
+        op.start_f32(&data, 0, 2, Storage::Owned).unwrap();
         assert_eq!((op.blocks, op.lead, op.packets), (3, 2, 5));
         let counts: Vec<usize> = (0..5).map(|k| op.elem_count(k)).collect();
         assert_eq!(counts, [0, 0, 4, 4, 2]);
         // A window wider than the tensor: the lead is the block count.
-        op.start_f32(&data, 0, 64, false).unwrap();
+        op.start_f32(&data, 0, 64, Storage::Owned).unwrap();
         assert_eq!((op.lead, op.packets), (3, 6));
         // An empty tensor is done at once.
-        op.start_f32(&[], 0, 4, false).unwrap();
+        op.start_f32(&[], 0, 4, Storage::Owned).unwrap();
         assert_eq!((op.packets, op.phase), (0, Phase::Done));
     }
 }

@@ -54,6 +54,32 @@ fn reflect(contribution: &[u8]) -> Vec<u8> {
     aggregate(&[contribution])
 }
 
+/// World 2, window 2, 3 elements per packet, every retransmission after 5 ms.
+fn two_workers_with_fixed_timeout() -> EngineConfig {
+    EngineConfig {
+        retransmit_timeout: Duration::from_millis(5),
+        max_retransmit_timeout: Duration::from_millis(5),
+        ..config(2, 2, 3)
+    }
+}
+
+/// The result of a two-worker round whose peer sent 4x this worker's
+/// values with an exponent 2 higher: results differ from contributions.
+fn with_peer(contribution: &[u8]) -> Vec<u8> {
+    let mut r = repr_of(contribution);
+    r.rank = 1;
+    if r.exponent != NO_EXPONENT {
+        r.exponent += 2;
+    }
+    let values: Vec<i32> = elements_of(contribution)
+        .iter()
+        .map(|v| v.wrapping_mul(4))
+        .collect();
+    let mut peer = Vec::new();
+    r.emit_to_vec(&values, &mut peer);
+    aggregate(&[contribution, &peer])
+}
+
 /// Sends everything the engine will send now.
 fn drain(engine: &mut Engine, now: Instant) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -311,29 +337,12 @@ fn float_retransmission_is_rebuilt_byte_identical() {
     // contributions (the peer's values are 4x this worker's).
     let t0 = Instant::now();
     let ms = Duration::from_millis;
-    let cfg = EngineConfig {
-        retransmit_timeout: ms(5),
-        max_retransmit_timeout: ms(5),
-        ..config(2, 2, 3)
-    };
+    let cfg = two_workers_with_fixed_timeout();
     let mut e = Engine::new(cfg).unwrap();
     let data = [0.5f32, -1.5, 3.0, 7.0, -0.125, 2.0, 1e-3, -9.0, 0.0];
     e.start_f32(t0, &data).unwrap();
     // C = 3 blocks, W = 2: L = 2, packets 0..5.
-    let peer = |p: &[u8]| {
-        let mut r = repr_of(p);
-        r.rank = 1;
-        r.exponent = if r.exponent == NO_EXPONENT {
-            NO_EXPONENT
-        } else {
-            r.exponent + 2
-        };
-        let values: Vec<i32> = elements_of(p).iter().map(|v| v.wrapping_mul(4)).collect();
-        let mut out = Vec::new();
-        r.emit_to_vec(&values, &mut out);
-        out
-    };
-    let result = |p: &[u8]| aggregate(&[p, &peer(p)]);
+    let result = with_peer;
     let exponents = drain(&mut e, t0);
     assert_eq!(exponents.len(), 2);
     e.handle_packet(t0, &result(&exponents[0]));
@@ -614,6 +623,99 @@ fn in_place_results_go_to_the_callers_buffer() {
     let mut ints = [0; 3];
     e.take_i32(&mut ints).unwrap();
     assert_eq!(ints, [1, 2, 3]);
+}
+
+#[test]
+fn out_of_place_sends_and_sums_as_a_plain_operation() {
+    // Same input, same results and losses: the out-of-place engine must
+    // send the same bytes (retransmissions included, rebuilt from the
+    // caller's input) and write the same sums, and keep no copy.
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let cfg = two_workers_with_fixed_timeout();
+    let data = [0.5f32, -1.5, 3.0, 7.0, -0.125, 2.0, 1e-3, -9.0, 0.0, 4.5];
+    let mut plain = Engine::new(cfg.clone()).unwrap();
+    let mut apart = Engine::new(cfg).unwrap();
+    plain.start_f32(t0, &data).unwrap();
+    apart.start_f32_out_of_place(t0, &data).unwrap();
+    assert_eq!(apart.input_f32(), None, "nothing is kept for a restore");
+    let mut output = [f32::NAN; 10];
+    let mut now = t0;
+    let mut lost_rounds = 0;
+    for round in 0.. {
+        assert!(round < 100, "no end");
+        let sent = drain(&mut plain, now);
+        let mut sent_apart = Vec::new();
+        let mut buf = Vec::new();
+        while apart.poll_transmit_from(now, &mut buf, Input::F32(&data)) {
+            sent_apart.push(std::mem::take(&mut buf));
+        }
+        assert_eq!(sent_apart, sent, "round {round}");
+        // Every third round's results are lost: both retransmit.
+        if round % 3 == 2 && !sent.is_empty() {
+            lost_rounds += 1;
+        } else {
+            for p in &sent {
+                let r = with_peer(p);
+                plain.handle_packet(now, &r);
+                apart.handle_packet_into(now, &r, Output::F32(&mut output));
+            }
+        }
+        if plain.is_done() {
+            break;
+        }
+        now += ms(5);
+        plain.handle_timeout(now);
+        apart.handle_timeout(now);
+    }
+    assert!(lost_rounds > 0 && apart.stats().retransmissions > 0);
+    assert_eq!(apart.stats(), plain.stats());
+    assert_eq!(apart.poll_event(), Some(Event::Done));
+    let mut expected = [0.0f32; 10];
+    plain.take_f32(&mut expected).unwrap();
+    assert_eq!(output.map(f32::to_bits), expected.map(f32::to_bits));
+    assert_eq!(
+        apart.take_f32(&mut [0.0; 10]),
+        Err(EngineError::InPlaceMismatch)
+    );
+    apart.finish_in_place().unwrap();
+    assert_eq!(apart.finish_in_place(), Err(EngineError::NotDone));
+}
+
+#[test]
+fn out_of_place_sends_only_from_its_input() {
+    let now = Instant::now();
+    let mut e = Engine::new(config(1, 8, 2)).unwrap();
+    let data = [1, -2, 3, 4, 5];
+    e.start_i32_out_of_place(now, &data).unwrap();
+    let mut buf = Vec::new();
+    let mut copy = data;
+    // Without the input, or with another buffer, nothing goes.
+    assert!(!e.poll_transmit(now, &mut buf));
+    assert!(!e.poll_transmit_into(now, &mut buf, Output::I32(&mut copy)));
+    assert!(!e.poll_transmit_from(now, &mut buf, Input::I32(&data[1..])));
+    assert!(!e.poll_transmit_from(now, &mut buf, Input::F32(&[0.0; 5])));
+    assert!(buf.is_empty());
+    let mut output = [0; 5];
+    loop {
+        let mut sent = Vec::new();
+        while e.poll_transmit_from(now, &mut buf, Input::I32(&data)) {
+            sent.push(std::mem::take(&mut buf));
+        }
+        if sent.is_empty() {
+            break;
+        }
+        for p in sent {
+            // The plain call is ignored; the output takes the result.
+            e.handle_packet(now, &reflect(&p));
+            e.handle_packet_into(now, &reflect(&p), Output::I32(&mut output));
+        }
+    }
+    assert_eq!(e.poll_event(), Some(Event::Done));
+    assert_eq!(e.stats().results_ignored, 3);
+    assert_eq!(output, data);
+    assert_eq!(e.input_i32(), None);
+    e.finish_in_place().unwrap();
 }
 
 /// A sink whose new space holds old bytes, as a driver's reused send queue does.

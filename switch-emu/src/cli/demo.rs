@@ -40,6 +40,9 @@ pub struct DemoArgs {
     /// Seed of the loss injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Sum into a second buffer (`allreduce_f32_into`) instead of in place.
+    #[arg(long)]
+    out_of_place: bool,
     /// Initial retransmission timeout of the workers (doubles per retry).
     /// Default: 10ms (the library default).
     #[arg(long, value_parser = parse_duration)]
@@ -55,6 +58,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             sizes: args.size,
             iters: args.iters,
             warmup: args.warmup,
+            out_of_place: args.out_of_place,
         },
         window: args.window,
         elements_per_packet: args.elements,
@@ -65,8 +69,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or(DEFAULT_RETRANSMIT_TIMEOUT),
     };
     println!(
-        "# switch-emu demo: switch + {} workers on loopback, {}, window {}, {} elements/packet, drop {} (seed {})",
-        args.workers, args.dtype, args.window, args.elements, args.drop, args.seed
+        "# switch-emu demo: switch + {} workers on loopback, {} {}, window {}, {} elements/packet, drop {} (seed {})",
+        args.workers,
+        args.dtype,
+        if args.out_of_place { "out of place" } else { "in place" },
+        args.window,
+        args.elements,
+        args.drop,
+        args.seed
     );
     let report = demo::run(&config)?;
     let on = |b: bool| if b { "on" } else { "off" };

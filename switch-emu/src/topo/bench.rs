@@ -53,6 +53,8 @@ pub struct BenchSpec {
     /// One unicast result per member instead of one multicast per result
     /// ([`super::run::multicast_args`]).
     pub unicast_results: bool,
+    /// The agents' allreduce writes to a second buffer (`host-agent bench --out-of-place`).
+    pub out_of_place: bool,
     /// Time one run may take before its workers are killed.
     pub timeout: Duration,
 }
@@ -251,6 +253,9 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
     if let Some(t) = &spec.retransmit_timeout {
         cmd.extend(["--retransmit-timeout".into(), t.clone()]);
     }
+    if spec.out_of_place {
+        cmd.push("--out-of-place".into());
+    }
     let outputs = run_workers(&topo, &cmd, Some(spec.timeout))?;
     switch.stop();
     let mut worst = Duration::ZERO;
@@ -317,8 +322,9 @@ pub fn wire_efficiency(elements: u16) -> f64 {
 
 fn header(spec: &BenchSpec) -> String {
     format!(
-        "# topo bench: float32 {} B, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations, fabric {}; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
+        "# topo bench: float32 {} B {}, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations, fabric {}; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
         spec.size,
+        if spec.out_of_place { "out of place" } else { "in place" },
         spec.elements,
         frame_len(usize::from(spec.elements)),
         wire_efficiency(spec.elements),
@@ -413,6 +419,7 @@ mod tests {
             serve_args: vec![],
             fabric: Fabric::SwitchEmu,
             unicast_results: false,
+            out_of_place: false,
             timeout: Duration::from_secs(600),
         }
     }

@@ -142,6 +142,10 @@ pub struct BenchArgs {
     /// per member, and the kernel copies each one's bytes).
     #[arg(long)]
     unicast_results: bool,
+    /// The agents sum into a second buffer (`allreduce_f32_into`) instead
+    /// of in place, so they keep no copy of the input.
+    #[arg(long)]
+    out_of_place: bool,
     /// Seconds one run may take; workers still running then are killed and
     /// the benchmark fails (the agents' own timeouts end most stuck runs
     /// sooner).
@@ -200,6 +204,7 @@ impl TopoArgs {
                     serve_args: a.serve_arg,
                     fabric: a.fabric,
                     unicast_results: a.unicast_results,
+                    out_of_place: a.out_of_place,
                     timeout: Duration::from_secs(a.timeout),
                 };
                 run_all(&spec)?;
