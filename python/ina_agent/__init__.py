@@ -9,6 +9,7 @@ project's P4 program) and sum NumPy arrays across its workers in place::
     with ina_agent.Agent("my-job", rank, world) as agent:
         grads = np.ones(1_000_000, dtype=np.float32)
         agent.allreduce(grads)                 # blocking, in place
+        agent.allreduce(grads, out=summed)     # or into a second array (no copy kept)
         work = agent.allreduce_async(grads)    # or overlap with computation
         ...
         work.wait()

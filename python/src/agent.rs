@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{self, AgentEnded};
-use crate::lent::LentArray;
+use crate::lent::{lend_pair, LentArray};
 use crate::work::{PendingArray, Work};
 
 /// Joins `job` as `rank` of `world` workers on the switch whose control
@@ -97,38 +97,84 @@ impl PyAgent {
     /// all workers, in place. int32 wraps; float32 is block fixed point,
     /// identical on every worker and within `float32_error_bound` of the exact sum.
     /// If it fails (the exception says why), the array holds its input again.
-    fn allreduce(&self, py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut work = self.allreduce_async(array)?;
+    ///
+    /// With `out` (an array of the same dtype and number of elements whose
+    /// memory does not overlap `array`'s), the sum goes to `out` and `array`
+    /// is only read: the agent keeps no copy of it, the fastest form. If it
+    /// fails, `out` holds some of the sum.
+    #[pyo3(signature = (array, out = None))]
+    fn allreduce(
+        &self,
+        py: Python<'_>,
+        array: &Bound<'_, PyAny>,
+        out: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let mut work = self.allreduce_async(array, out)?;
         work.wait(py, None)
     }
 
-    /// Starts the same allreduce and returns a `Work` at once; the array is
-    /// read-only, and must not be read, until `Work.wait()` returns.
-    fn allreduce_async(&self, array: &Bound<'_, PyAny>) -> PyResult<Work> {
+    /// Starts the same allreduce and returns a `Work` at once; the arrays
+    /// are read-only until `Work.wait()` returns, and the one being written
+    /// (`out`, or `array` without it) must not be read until then.
+    #[pyo3(signature = (array, out = None))]
+    fn allreduce_async(
+        &self,
+        array: &Bound<'_, PyAny>,
+        out: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Work> {
         let handle = self.handle()?;
-        let elements = array
-            .cast::<PyUntypedArray>()
-            .map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "expected a numpy.ndarray, got {}",
-                    array
-                        .get_type()
-                        .name()
-                        .map_or("?".into(), |n| n.to_string())
-                ))
-            })?
-            .len();
-        let pending = if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
-            PendingArray::F32(handle.allreduce_f32(LentArray::lend(a)?))
-        } else if let Ok(a) = array.cast::<PyArrayDyn<i32>>() {
-            PendingArray::I32(handle.allreduce_i32(LentArray::lend(a)?))
-        } else {
-            let dtype = array.getattr("dtype")?.str()?.to_string();
-            return Err(PyTypeError::new_err(format!(
-                "dtype {dtype} is not supported: use float32 or int32"
-            )));
+        let elements = element_count(array)?;
+        let out = out.filter(|o| !o.is(array));
+        let pending = match out {
+            None => {
+                if let Ok(a) = array.cast::<PyArrayDyn<f32>>() {
+                    PendingArray::F32(handle.allreduce_f32(LentArray::lend(a)?))
+                } else if let Ok(a) = array.cast::<PyArrayDyn<i32>>() {
+                    PendingArray::I32(handle.allreduce_i32(LentArray::lend(a)?))
+                } else {
+                    return Err(unsupported_dtype(array));
+                }
+            }
+            Some(out) => {
+                let out_elements = element_count(out)?;
+                if out_elements != elements {
+                    return Err(PyValueError::new_err(format!(
+                        "out holds {out_elements} elements, the array {elements}"
+                    )));
+                }
+                let (f32_in, f32_out) = (
+                    array.cast::<PyArrayDyn<f32>>(),
+                    out.cast::<PyArrayDyn<f32>>(),
+                );
+                let (i32_in, i32_out) = (
+                    array.cast::<PyArrayDyn<i32>>(),
+                    out.cast::<PyArrayDyn<i32>>(),
+                );
+                if let (Ok(a), Ok(o)) = (f32_in, f32_out) {
+                    let (input, output) = lend_pair(a, o)?;
+                    PendingArray::F32Into(handle.allreduce_f32_into(input, output))
+                } else if let (Ok(a), Ok(o)) = (i32_in, i32_out) {
+                    let (input, output) = lend_pair(a, o)?;
+                    PendingArray::I32Into(handle.allreduce_i32_into(input, output))
+                } else if array.cast::<PyArrayDyn<f32>>().is_err()
+                    && array.cast::<PyArrayDyn<i32>>().is_err()
+                {
+                    return Err(unsupported_dtype(array));
+                } else {
+                    let dtype = |a: &Bound<'_, PyAny>| -> PyResult<String> {
+                        Ok(a.getattr("dtype")?.str()?.to_string())
+                    };
+                    return Err(PyTypeError::new_err(format!(
+                        "out has dtype {}, the array {}: they must be the same",
+                        dtype(out)?,
+                        dtype(array)?
+                    )));
+                }
+            }
         };
-        Ok(Work::new(pending, array.clone().unbind(), elements))
+        let mut arrays = vec![array.clone().unbind()];
+        arrays.extend(out.map(|o| o.clone().unbind()));
+        Ok(Work::new(pending, arrays, elements))
     }
 
     /// The agent's counters, once the allreduces submitted before are done.
@@ -265,4 +311,28 @@ fn stats_dict<'py>(py: Python<'py>, s: &AgentStats) -> PyResult<Bound<'py, PyDic
     d.set_item("refused", t.refused)?;
     d.set_item("send_blocked", t.send_blocked)?;
     Ok(d)
+}
+
+/// The number of elements of a numpy array, or a TypeError for anything else.
+fn element_count(array: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let array = array.cast::<PyUntypedArray>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "expected a numpy.ndarray, got {}",
+            array
+                .get_type()
+                .name()
+                .map_or("?".into(), |n| n.to_string())
+        ))
+    })?;
+    Ok(array.len())
+}
+
+fn unsupported_dtype(array: &Bound<'_, PyAny>) -> PyErr {
+    let dtype = array
+        .getattr("dtype")
+        .and_then(|d| d.str())
+        .map_or("?".into(), |d| d.to_string());
+    PyTypeError::new_err(format!(
+        "dtype {dtype} is not supported: use float32 or int32"
+    ))
 }

@@ -1,5 +1,6 @@
 //! A NumPy array's memory lent to the agent's thread for one allreduce, so
-//! the result is written in place with no copy in either direction.
+//! the result is written in place (or read as the input of an out-of-place
+//! one) with no copy in either direction.
 //!
 //! While lent, the array is marked read-only (Python code that writes to it
 //! gets numpy's "read-only" error) and the lender holds a reference to it,
@@ -67,6 +68,48 @@ impl<T: Element> LentArray<T> {
             len,
             _array: array.as_any().clone().unbind(),
         })
+    }
+}
+
+impl<T> LentArray<T> {
+    /// The addresses of the lent bytes.
+    fn bytes(&self) -> std::ops::Range<usize> {
+        let start = self.data.as_ptr() as usize;
+        start..start + self.len * std::mem::size_of::<T>()
+    }
+}
+
+/// Lends `input` and `output` for one out-of-place allreduce (both
+/// read-only while lent, as [`LentArray::lend`]). Arrays whose memory
+/// overlaps are refused: the agent reads one while it writes the other.
+pub fn lend_pair<T: Element>(
+    input: &Bound<'_, PyArrayDyn<T>>,
+    output: &Bound<'_, PyArrayDyn<T>>,
+) -> PyResult<(LentArray<T>, LentArray<T>)> {
+    let input_lent = LentArray::lend(input)?;
+    let output_lent = match LentArray::lend(output) {
+        Ok(lent) => lent,
+        Err(e) => {
+            give_back(input.as_any())?;
+            return Err(e);
+        }
+    };
+    let (a, b) = (input_lent.bytes(), output_lent.bytes());
+    if a.start < b.end && b.start < a.end {
+        give_back(input.as_any())?;
+        give_back(output.as_any())?;
+        return Err(PyValueError::new_err(
+            "out shares memory with the array: pass out=None (or the array itself) to sum in place",
+        ));
+    }
+    Ok((input_lent, output_lent))
+}
+
+impl<T> AsRef<[T]> for LentArray<T> {
+    fn as_ref(&self) -> &[T] {
+        // SAFETY: as for `as_mut` below; this shared borrow of `self` is the
+        // only way to reach the memory from Rust while it lasts.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr(), self.len) }
     }
 }
 

@@ -13,11 +13,14 @@ use crate::lent::{give_back, LentArray};
 /// How long a wait blocks before looking for Ctrl-C (KeyboardInterrupt).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-/// The agent's promise for one lent array.
+/// The agent's promise for the lent arrays of one allreduce.
 #[derive(Debug)]
 pub enum PendingArray {
     F32(Pending<LentArray<f32>>),
     I32(Pending<LentArray<i32>>),
+    /// Out of place: the input and the output.
+    F32Into(Pending<(LentArray<f32>, LentArray<f32>)>),
+    I32Into(Pending<(LentArray<i32>, LentArray<i32>)>),
 }
 
 impl PendingArray {
@@ -25,6 +28,8 @@ impl PendingArray {
         match self {
             PendingArray::F32(p) => p.wait_timeout(timeout),
             PendingArray::I32(p) => p.wait_timeout(timeout),
+            PendingArray::F32Into(p) => p.wait_timeout(timeout),
+            PendingArray::I32Into(p) => p.wait_timeout(timeout),
         }
     }
 
@@ -32,6 +37,8 @@ impl PendingArray {
         match self {
             PendingArray::F32(p) => p.is_ready(),
             PendingArray::I32(p) => p.is_ready(),
+            PendingArray::F32Into(p) => p.is_ready(),
+            PendingArray::I32Into(p) => p.is_ready(),
         }
     }
 
@@ -40,6 +47,8 @@ impl PendingArray {
         match self {
             PendingArray::F32(p) => p.wait().map(drop),
             PendingArray::I32(p) => p.wait().map(drop),
+            PendingArray::F32Into(p) => p.wait().map(drop),
+            PendingArray::I32Into(p) => p.wait().map(drop),
         }
     }
 }
@@ -48,15 +57,16 @@ impl PendingArray {
 enum State {
     Running {
         pending: PendingArray,
-        array: Py<PyAny>,
+        /// The lent arrays, to make writeable again.
+        arrays: Vec<Py<PyAny>>,
     },
     /// Done; the error (if any) is raised by every `wait`.
     Finished(Option<PyErr>),
 }
 
-/// An allreduce in progress. `wait()` returns once the array holds the sum
-/// (or raises the agent's error); until then the array is read-only and
-/// must not be read.
+/// An allreduce in progress. `wait()` returns once the array (or `out`)
+/// holds the sum (or raises the agent's error); until then the arrays are
+/// read-only and the one being written must not be read.
 #[pyclass(module = "ina_agent", name = "Work")]
 #[derive(Debug)]
 pub struct Work {
@@ -67,9 +77,9 @@ pub struct Work {
 }
 
 impl Work {
-    pub fn new(pending: PendingArray, array: Py<PyAny>, elements: usize) -> Work {
+    pub fn new(pending: PendingArray, arrays: Vec<Py<PyAny>>, elements: usize) -> Work {
         Work {
-            state: Mutex::new(State::Running { pending, array }),
+            state: Mutex::new(State::Running { pending, arrays }),
             elements,
         }
     }
@@ -80,17 +90,19 @@ impl Work {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Moves a completed operation to `Finished`, giving the array back.
+    /// Moves a completed operation to `Finished`, giving the arrays back.
     fn finish(&mut self, py: Python<'_>) {
         let state = self.state();
         let State::Running { .. } = state else { return };
-        let State::Running { pending, array } = std::mem::replace(state, State::Finished(None))
+        let State::Running { pending, arrays } = std::mem::replace(state, State::Finished(None))
         else {
             unreachable!("checked above")
         };
         let mut error = pending.outcome().err().map(errors::to_py);
-        if let Err(e) = give_back(array.bind(py)) {
-            error.get_or_insert(e);
+        for array in arrays {
+            if let Err(e) = give_back(array.bind(py)) {
+                error.get_or_insert(e);
+            }
         }
         *self.state() = State::Finished(error);
     }
@@ -119,7 +131,7 @@ impl Work {
 
 #[pymethods]
 impl Work {
-    /// Waits until the array holds the result; raises the agent's error if
+    /// Waits until the array (or `out`) holds the result; raises the agent's error if
     /// the allreduce failed, TimeoutError if `timeout` seconds pass first
     /// (the work then still runs; wait again).
     #[pyo3(signature = (timeout=None))]
@@ -167,7 +179,7 @@ impl Work {
 }
 
 impl Drop for Work {
-    /// A work dropped before it finished still owns a read-only array: wait
+    /// A work dropped before it finished still owns read-only arrays: wait
     /// for the agent (it never needs the interpreter, so this cannot
     /// deadlock) and make the array writeable again.
     fn drop(&mut self) {

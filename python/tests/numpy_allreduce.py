@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The NumPy API of ina_agent with several worker processes against a
 running switch: exact int32 sums (wrapping), float32 sums within the
-documented bound and bit-identical on every rank, asynchronous work, the
-read-only guard, statistics, and errors as Python exceptions.
+documented bound and bit-identical on every rank, in place and into a
+second array (`out=`), asynchronous work, the read-only guard, statistics,
+and errors as Python exceptions.
 
     python python/tests/numpy_allreduce.py --control 127.0.0.1:48865 [--workers 4]
 
@@ -95,6 +96,33 @@ def worker(control: str, job: str, rank: int, world: int, out) -> None:
             check_case(case, array, world)
             digests[f"blocking {case}"] = hashlib.sha256(array.tobytes()).hexdigest()
 
+        # Out of place: the sum goes to `out`, bit for bit the in-place sum,
+        # and the input is left as it was.
+        for case in (2, 8, 10):
+            x = inputs(case, rank)
+            y = np.full_like(x, 3)
+            agent.allreduce(x, out=y)
+            assert np.array_equal(x, inputs(case, rank)), "the input changed"
+            assert x.flags.writeable and y.flags.writeable
+            check_case(case, y, world)
+            assert hashlib.sha256(y.tobytes()).hexdigest() == digests[f"blocking {case}"]
+        x, y = inputs(11, rank), np.empty_like(inputs(11, rank))
+        work = agent.allreduce_async(x, out=y)
+        for pending in (x, y):
+            try:
+                pending[0] = 1
+                raise AssertionError("an array of a pending out-of-place allreduce accepted a write")
+            except ValueError:
+                pass
+        work.wait()
+        assert x.flags.writeable and y.flags.writeable
+        assert np.array_equal(x, inputs(11, rank))
+        check_case(11, y, world)
+        # out=array is in place.
+        same = inputs(4, rank)
+        agent.allreduce(same, out=same)
+        check_case(4, same, world)
+
         # Asynchronous: two in flight, read-only until waited, then writeable.
         a, b = inputs(10, rank), inputs(6, rank)
         work_a, work_b = agent.allreduce_async(a), agent.allreduce_async(b)
@@ -132,6 +160,20 @@ def worker(control: str, job: str, rank: int, world: int, out) -> None:
                 raise AssertionError(f"{bad!r} accepted")
             except kind:
                 pass
+        # Out of place, refused alike: overlapping memory, another dtype or size.
+        shared = np.zeros(100, dtype=np.int32)
+        for array, bad_out, kind, words in [
+                (shared[:60], shared[40:], ValueError, "shares memory"),
+                (np.zeros(8, dtype=np.float32), np.zeros(8, dtype=np.int32), TypeError, "dtype"),
+                (np.zeros(8, dtype=np.int32), np.zeros(9, dtype=np.int32), ValueError, "9 elements"),
+                (np.zeros(8, dtype=np.float32), [0.0] * 8, TypeError, "numpy.ndarray")]:
+            try:
+                agent.allreduce(array, out=bad_out)
+                raise AssertionError(f"out={bad_out!r} accepted")
+            except kind as e:
+                assert words in str(e), e
+            assert array.flags.writeable
+        assert shared.flags.writeable and shared[:60].flags.writeable
         frozen = np.zeros(8, dtype=np.float32)
         frozen.flags.writeable = False
         try:
@@ -154,8 +196,9 @@ def worker(control: str, job: str, rank: int, world: int, out) -> None:
         assert np.all(ok == world)
 
         stats = agent.stats()
-        # Every allreduce counted: the cases, two async, the view, the last one.
-        assert stats["allreduces"] == len(CASES) + 4, stats
+        # Every allreduce counted: the cases, three out of place, one async out
+        # of place, out=array, two async, the view, the last one.
+        assert stats["allreduces"] == len(CASES) + 9, stats
         assert stats["packets_sent"] > 0 and stats["results_received"] > 0, stats
         final = agent.leave()
         assert final["allreduces"] == stats["allreduces"]
