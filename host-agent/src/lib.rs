@@ -5,7 +5,7 @@
 //!
 //! - [`Agent`]: join a job ([`JoinOptions`]), `allreduce_i32`/`allreduce_f32`,
 //!   or [`Agent::spawn`] for the non-blocking form; typed [`AgentError`]s.
-//! - [`bench`]: the benchmark of `host-agent bench` and `switch-emu demo`.
+//! - [`bench`](mod@bench): the benchmark of `host-agent bench` and `switch-emu demo`.
 //! - [`engine`]: the sans-IO slot engine the agent drives.
 //! - [`quantize`]: block fixed point for float32, with its error bound.
 //! - [`transport`]: the batched UDP socket (sendmmsg/GSO, recvmmsg/GRO).

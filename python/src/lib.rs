@@ -1,10 +1,10 @@
 //! The extension module `ina_agent._native`: the host agent for Python.
 //!
-//! - [`agent`]: `Agent` (join, allreduce in place, async, stats, leave).
-//! - [`work`]: `Work`, the handle of an asynchronous allreduce.
-//! - [`lent`]: a NumPy array's memory lent to the agent's thread (the only
+//! - `agent`: `Agent` (join, allreduce in place or into `out=`, async, stats, leave).
+//! - `work`: `Work`, the handle of an asynchronous allreduce.
+//! - `lent`: a NumPy array's memory lent to the agent's thread (the only
 //!   `unsafe` of the crate).
-//! - [`errors`]: the exception classes, one per agent error.
+//! - `errors`: the exception classes, one per agent error.
 //!
 //! The pure-Python part of the package (`ina_agent/`) re-exports these and
 //! adds the PyTorch DDP communication hook.

@@ -110,7 +110,7 @@ pub struct ControlConfig {
     pub history: usize,
     /// First address of the multicast groups results are sent to (job `id`
     /// gets `result_groups + id`, port of `switch_data_addr`); `None`:
-    /// results go by unicast to each member. See [`result_group`].
+    /// results go by unicast to each member. See [`result_group()`].
     pub result_groups: Option<Ipv4Addr>,
 }
 

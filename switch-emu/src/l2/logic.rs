@@ -73,7 +73,7 @@ pub struct L2Config {
     /// the switch's MAC or IP that the dataplane does not serve go there.
     /// Without it they are dropped.
     pub cpu_port: Option<usize>,
-    /// Base of the jobs' result groups ([`crate::control::result_group`]):
+    /// Base of the jobs' result groups ([`crate::control::result_group()`]):
     /// with it, a completed round's result leaves once, addressed to its
     /// job's IP multicast group, instead of once per member. `None`: a
     /// copy to each member.

@@ -3,7 +3,7 @@
 //! For every worker count it builds a topology with a unique name (rate
 //! limited, then again without limits), runs the L2 switch and one
 //! `host-agent bench` per worker namespace, tears the topology down (also on
-//! error, through [`TopoGuard`]) and prints one line per run: the slowest
+//! error, through `TopoGuard`) and prints one line per run: the slowest
 //! rank's median time, algbw, busbw, ATE/s, wire efficiency and, when
 //! shaped, the fraction of the INA bound next to the ring bound. With
 //! several runs per configuration it takes them in rounds and ends with
