@@ -296,6 +296,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &AgentStats) -> PyResult<Bound<'py, PyDic
     let e = &s.engine;
     d.set_item("packets_sent", e.packets_sent)?;
     d.set_item("retransmissions", e.retransmissions)?;
+    d.set_item("early_retransmissions", e.early_retransmissions)?;
     d.set_item("results_received", e.results_received)?;
     d.set_item("results_ignored", e.results_ignored)?;
     d.set_item("bytes_sent", e.bytes_sent)?;

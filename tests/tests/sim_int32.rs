@@ -105,6 +105,45 @@ fn perfect_network_sends_no_retransmission() {
 }
 
 #[test]
+fn a_loss_costs_about_a_round_trip_not_a_timeout() {
+    // 1 % loss each way, nothing reordered, a 100 ms timeout: a packet or
+    // result lost is resent once later results overtake it, so only losses
+    // in the last packets of the operation wait for their timer.
+    let mut rng = SmallRng::seed_from_u64(11);
+    let inputs = random_inputs(&mut rng, 4, 64 * 500);
+    let lossy = LinkFaults {
+        drop: 0.01,
+        ..LinkFaults::PERFECT
+    };
+    let config = SimConfig {
+        world: 4,
+        window: 32,
+        elements_per_packet: 64,
+        uplink: lossy,
+        downlink: lossy,
+        retransmit_timeout: Duration::from_millis(100),
+        seed: 11,
+        ..SimConfig::default()
+    };
+    let sim = check(config, &inputs).unwrap_or_else(|e| panic!("{e}"));
+    let early: u64 = sim
+        .engines()
+        .iter()
+        .map(|e| e.stats().early_retransmissions)
+        .sum();
+    let dropped = sim.stats().dropped;
+    assert!(
+        dropped >= 20 && early > 0,
+        "dropped {dropped}, early {early}"
+    );
+    assert!(
+        sim.elapsed() < Duration::from_millis(300),
+        "{dropped} losses took {:?}",
+        sim.elapsed()
+    );
+}
+
+#[test]
 fn a_thousand_random_cases() {
     for case in 0..1000u64 {
         let seed = 0x1_0000 + case;

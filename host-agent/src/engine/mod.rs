@@ -42,7 +42,7 @@
 //!   pub fn start_i32_out_of_place(&mut self, now: Instant, input: &[i32]) -> Result<(), EngineError>;
 //!   pub fn start_f32_out_of_place(&mut self, now: Instant, input: &[f32]) -> Result<(), EngineError>;
 //!   pub fn poll_transmit_from<S: PacketSink>(&mut self, now: Instant, buf: &mut S, input: Input<'_>) -> bool; // the operation's input; results through handle_packet_into
-//!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, results_received, results_ignored, bytes_sent, stalls
+//!   pub fn stats(&self) -> &EngineStats; // packets_sent, retransmissions, early_retransmissions, results_received, results_ignored, bytes_sent, stalls
 //!   pub fn next_seq(&self) -> u32;      // sequence continues across calls
 //! }
 //! ```
@@ -69,6 +69,15 @@
 //! of, its block and that block's max exponent, changes only when its own
 //! result arrives), and the timeout doubles up to the cap (it restarts at
 //! the initial value for the position's next packet).
+//!
+//! Early retransmission: a round completes with its last contribution and
+//! every worker's packets travel in order, so results come back in sending
+//! order unless something was lost. When a result arrives for a packet at
+//! least [`REORDER_THRESHOLD`] later than a packet still waiting that was
+//! sent once, the waiting one is resent at once (its timeout not doubled):
+//! a loss then costs about a round trip instead of a timeout. A worker
+//! whose own packet did arrive resends it too; the switch drops or answers
+//! the duplicate as any retransmission.
 //!
 //! Results are accepted when (msg_type, job_id, key, slot, set, seq) match a
 //! packet still waiting, and elem_count (and, for f32, a valid exponent not
@@ -98,6 +107,12 @@ use op::{Dtype, Identity, Op, Phase, Storage};
 pub use op::{Input, Output};
 use window::Window;
 
+/// How many packets later than a waiting packet a result must be for the
+/// waiting one to be resent at once instead of after its timeout (as TCP's
+/// three duplicate acknowledgements): results come back in sending order
+/// unless a packet or a result was lost.
+pub const REORDER_THRESHOLD: u64 = 3;
+
 /// Something the caller must hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -122,6 +137,10 @@ pub struct EngineStats {
     pub packets_sent: u64,
     /// Of those, retransmissions.
     pub retransmissions: u64,
+    /// Of those, sent before their timer fired because results of packets
+    /// at least [`REORDER_THRESHOLD`] later were in (a loss, see
+    /// the module docs).
+    pub early_retransmissions: u64,
     /// Results accepted (one per packet).
     pub results_received: u64,
     /// Datagrams received that were not an awaited result: duplicates,
@@ -457,6 +476,12 @@ impl Engine {
             && self.window.has_result(self.op.base + self.op.oldest as u64)
         {
             self.op.oldest += 1;
+        }
+        let oldest = self.op.base + self.op.oldest as u64;
+        if self.op.oldest < self.op.next_packet && counter >= oldest + REORDER_THRESHOLD {
+            self.stats.early_retransmissions += self
+                .window
+                .resend_overtaken(oldest, counter - REORDER_THRESHOLD);
         }
         if self.op.phase == Phase::Done {
             self.window.clear();

@@ -289,6 +289,38 @@ fn non_finite_input_names_its_index() {
 }
 
 #[test]
+fn a_packet_overtaken_by_three_results_is_resent_at_once() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(config(1, 8, 1)).unwrap();
+    e.start_i32(t0, &[10, 11, 12, 13, 14, 15]).unwrap();
+    let sent = drain(&mut e, t0);
+    assert_eq!(sent.len(), 6);
+    // Packet 0's result is lost; the results of 1 and 2 are not enough.
+    let ms = Duration::from_millis;
+    for p in &sent[1..3] {
+        e.handle_packet(t0 + ms(1), &reflect(p));
+    }
+    assert!(drain(&mut e, t0 + ms(1)).is_empty());
+    // The result of 3 overtakes 0 by three packets: 0 goes again, before
+    // its timeout, byte-identical.
+    e.handle_packet(t0 + ms(1), &reflect(&sent[3]));
+    assert!(e.poll_timeout() > Some(t0 + ms(1)));
+    assert_eq!(drain(&mut e, t0 + ms(1)), [sent[0].clone()]);
+    assert_eq!(e.stats().early_retransmissions, 1);
+    assert_eq!(e.stats().retransmissions, 1);
+    // More results later: not resent again before its timer.
+    e.handle_packet(t0 + ms(2), &reflect(&sent[4]));
+    assert!(drain(&mut e, t0 + ms(2)).is_empty());
+    e.handle_packet(t0 + ms(3), &reflect(&sent[0]));
+    e.handle_packet(t0 + ms(3), &reflect(&sent[5]));
+    assert_eq!(e.poll_event(), Some(Event::Done));
+    let mut out = [0; 6];
+    e.take_i32(&mut out).unwrap();
+    assert_eq!(out, [10, 11, 12, 13, 14, 15]);
+    assert_eq!(e.stats().early_retransmissions, 1);
+}
+
+#[test]
 fn retransmission_is_byte_identical_and_backs_off() {
     let t0 = Instant::now();
     let cfg = EngineConfig {

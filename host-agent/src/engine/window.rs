@@ -256,6 +256,31 @@ impl Window {
         self.prune();
     }
 
+    /// Queues for retransmission now every packet from `oldest` to
+    /// `overtaken` (counters) that still waits and was sent once: a later
+    /// packet's result is in, and results come back in the order packets
+    /// were sent unless one was lost (each round completes with its last
+    /// contribution, and every worker's packets travel in order). Its
+    /// timeout is not doubled: no timer fired. A packet already resent is
+    /// left to its timer, so a loss costs at most one early resend.
+    /// Returns how many were queued.
+    pub(crate) fn resend_overtaken(&mut self, oldest: u64, overtaken: u64) -> u64 {
+        let mut queued = 0;
+        for counter in oldest..=overtaken.min(oldest.saturating_add(self.size() - 1)) {
+            let position = self.position(counter);
+            let entry = &mut self.entries[position];
+            if entry.waiting && entry.counter == counter && entry.transmissions == 1 && !entry.due {
+                entry.due = true;
+                self.due.push_back(counter);
+                queued += 1;
+            }
+        }
+        if queued > 0 {
+            self.prune();
+        }
+        queued
+    }
+
     /// The next queued retransmission, sent now: its timer restarts with the
     /// backed-off timeout. Returns the packet's counter.
     pub(crate) fn next_retransmission(&mut self, now: Instant) -> Option<u64> {
@@ -396,5 +421,37 @@ mod tests {
         w.occupy(1, t0 + 100 * MS);
         w.complete(0, t0 + 101 * MS);
         assert_eq!(w.current_rto(), 10 * MS);
+    }
+
+    #[test]
+    fn overtaken_packets_are_resent_once_without_backoff() {
+        let t0 = Instant::now();
+        let mut w = Window::new(8, 10 * MS, 100 * MS);
+        for counter in 0..6 {
+            w.occupy(counter, t0);
+        }
+        // 0 and 2 are overtaken; 1 has its result; 4 and 5 are not overtaken.
+        w.complete(1, t0 + MS);
+        assert_eq!(w.resend_overtaken(0, 3), 3);
+        let resent: Vec<u64> = std::iter::from_fn(|| w.next_retransmission(t0 + MS)).collect();
+        assert_eq!(resent, [0, 2, 3]);
+        // Once resent, a packet is left to its timer, which is not doubled.
+        assert_eq!(w.resend_overtaken(0, 3), 0);
+        assert_eq!(w.current_rto(), 10 * MS, "no backoff");
+        w.expire(t0 + 10 * MS);
+        let timed_out: Vec<u64> =
+            std::iter::from_fn(|| w.next_retransmission(t0 + 10 * MS)).collect();
+        assert_eq!(timed_out, [4, 5], "first timers of the packets not resent");
+        w.expire(t0 + 11 * MS);
+        let after: Vec<u64> = std::iter::from_fn(|| w.next_retransmission(t0 + 11 * MS)).collect();
+        assert_eq!(
+            after,
+            [0, 2, 3],
+            "the early resends' timers, 10 ms after them"
+        );
+        // The range never wraps past the window.
+        let mut w = Window::new(4, 10 * MS, 100 * MS);
+        w.occupy(0, t0);
+        assert_eq!(w.resend_overtaken(0, 100), 1);
     }
 }
