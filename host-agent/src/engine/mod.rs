@@ -74,7 +74,8 @@
 //! every worker's packets travel in order, so results come back in sending
 //! order unless something was lost. When a result arrives for a packet at
 //! least [`REORDER_THRESHOLD`] later than a packet still waiting that was
-//! sent once, the waiting one is resent at once (its timeout not doubled):
+//! sent once (or for the operation's last packet, which nothing can
+//! overtake), the waiting one is resent at once (its timeout not doubled):
 //! a loss then costs about a round trip instead of a timeout. A worker
 //! whose own packet did arrive resends it too; the switch drops or answers
 //! the duplicate as any retransmission.
@@ -478,10 +479,18 @@ impl Engine {
             self.op.oldest += 1;
         }
         let oldest = self.op.base + self.op.oldest as u64;
-        if self.op.oldest < self.op.next_packet && counter >= oldest + REORDER_THRESHOLD {
-            self.stats.early_retransmissions += self
-                .window
-                .resend_overtaken(oldest, counter - REORDER_THRESHOLD);
+        if self.op.oldest < self.op.next_packet && counter > oldest {
+            // The operation's last packet: no later result can come to
+            // overtake the ones before it by the threshold.
+            let last = self.op.base + self.op.packets as u64 - 1;
+            let overtaken = if counter == last {
+                Some(counter - 1)
+            } else {
+                counter.checked_sub(REORDER_THRESHOLD)
+            };
+            if let Some(overtaken) = overtaken.filter(|&o| o >= oldest) {
+                self.stats.early_retransmissions += self.window.resend_overtaken(oldest, overtaken);
+            }
         }
         if self.op.phase == Phase::Done {
             self.window.clear();

@@ -321,6 +321,22 @@ fn a_packet_overtaken_by_three_results_is_resent_at_once() {
 }
 
 #[test]
+fn the_last_packets_result_overtakes_every_packet_before_it() {
+    let t0 = Instant::now();
+    let mut e = Engine::new(config(1, 8, 1)).unwrap();
+    e.start_i32(t0, &[1, 2, 3, 4]).unwrap();
+    let sent = drain(&mut e, t0);
+    // Packet 2's result is lost; the last packet's arrives.
+    for k in [0, 1, 3] {
+        e.handle_packet(t0, &reflect(&sent[k]));
+    }
+    assert_eq!(drain(&mut e, t0), [sent[2].clone()]);
+    assert_eq!(e.stats().early_retransmissions, 1);
+    e.handle_packet(t0, &reflect(&sent[2]));
+    assert_eq!(e.poll_event(), Some(Event::Done));
+}
+
+#[test]
 fn retransmission_is_byte_identical_and_backs_off() {
     let t0 = Instant::now();
     let cfg = EngineConfig {
