@@ -411,12 +411,11 @@ impl Engine {
             job_id: self.config.job_id,
             key: self.config.key,
             rank: self.config.rank,
+            slot_base: self.config.slot_base,
+            window: self.window_size(),
         };
-        let window = self.window_size();
         let k = (counter - self.op.base) as usize;
-        let len = self
-            .op
-            .build(k, counter, window, self.config.slot_base, id, input, buf);
+        let len = self.op.build(k, counter, id, input, buf);
         self.count_sent(len);
     }
 

@@ -56,12 +56,16 @@ pub(crate) enum Phase {
     Done,
 }
 
-/// Header fields every packet of the job shares.
+/// What every packet of the job shares: header fields, and the slot
+/// range a packet's counter maps into.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
     pub job_id: u16,
     pub key: u32,
     pub rank: u16,
+    pub slot_base: u16,
+    /// Slots leased (W).
+    pub window: u64,
 }
 
 /// State of the current operation. Buffers are reused across operations.
@@ -309,13 +313,10 @@ impl Op {
     /// its length; [`Op::copy_block`] must have accepted it with the same
     /// `input`. Every byte is written: `out` may hand out space holding
     /// old bytes.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build<S: PacketSink + ?Sized>(
         &self,
         k: usize,
         counter: u64,
-        window: u64,
-        slot_base: u16,
         id: Identity,
         input: Option<Input<'_>>,
         out: &mut S,
@@ -329,13 +330,13 @@ impl Op {
         };
         let repr = Repr {
             msg_type: MsgType::Contribution,
-            set: (counter / window) % 2 == 1,
+            set: (counter / id.window) % 2 == 1,
             flags,
             job_id: id.job_id,
             rank: id.rank,
             key: id.key,
             seq: counter as u32,
-            slot: slot_base.wrapping_add((counter % window) as u16),
+            slot: id.slot_base.wrapping_add((counter % id.window) as u16),
             elem_count: self.elem_count(k) as u16,
             exponent,
         };
