@@ -299,20 +299,21 @@ fn allreduce_with_group_results_sent_out_of_each_port_by_the_switch() {
 }
 
 #[test]
-fn allreduce_through_the_recvmmsg_receive_path() {
+fn allreduce_through_the_ring_receive_path() {
     if !root_or_skip() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // `--rx recv`: frames (with their offload headers) copied out by
-    // recvmmsg; and results to each member by unicast, as before groups.
+    // `--rx ring`: frames (with their offload headers) read in place from
+    // the TPACKET_V3 ring instead of copied out by recvmmsg (the default);
+    // and results to each member by unicast, as before groups.
     let (stats, status) = run_on(
-        "l2rv",
+        "l2rg",
         None,
         64,
         Fabric::SwitchEmu,
         Results::Unicast,
-        &["--rx", "recv"],
+        &["--rx", "ring"],
     );
     assert!(stats.iter().all(|s| s.allreduces == 2));
     assert_eq!(status.control["jobs_completed"], 1, "{status:?}");

@@ -5,7 +5,7 @@
 //!   own IP, aggregation frames handed to the one [`crate::core::SwitchCore`]).
 //! - [`table`]: the MAC and neighbour tables it keeps.
 //! - [`heads`]: result headers per member or group, kept for one instant.
-//! - [`port`]: AF_PACKET port I/O (TPACKET_V3 receive ring, batched send).
+//! - [`port`]: AF_PACKET port I/O (`recvmmsg` or a TPACKET_V3 receive ring, batched send).
 //! - [`offload`]: the offload header of every frame on a port, UDP GSO super-frames.
 //! - [`staging`]: a port's frames of one round; results to a worker merged into super-frames.
 //! - [`run`]: the event loop tying ports, the core and a [`run::Companion`] together.

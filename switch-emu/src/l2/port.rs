@@ -17,9 +17,11 @@ use super::offload::Offload;
 /// How a port receives frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RxMode {
-    /// TPACKET_V3 mmap ring: the kernel fills blocks, user space reads them in place.
+    /// TPACKET_V3 mmap ring: the kernel fills blocks, user space reads them
+    /// in place; a partly filled block is handed over after its retire timeout.
     Ring,
-    /// Frames copied out by `recvmmsg`, up to 16 per system call.
+    /// Frames copied out by `recvmmsg`, up to 16 per system call, as soon as
+    /// they arrive (the default, see [`super::run`]).
     Recv,
 }
 
@@ -44,7 +46,7 @@ pub struct PortOptions {
 impl Default for PortOptions {
     fn default() -> Self {
         PortOptions {
-            rx: RxMode::Ring,
+            rx: RxMode::Recv,
             qdisc_bypass: false,
             block_size: 0,
             block_count: 0,

@@ -30,10 +30,17 @@
 //! pairs, BENCHMARKS.md run E10) `recvmmsg` was ahead in 4 of 6 pairs with
 //! 64 KiB packets and did not separate with 1 KiB packets.
 //!
-//! The ring is the default ([`super::port::RxMode::Ring`]): it forwards
-//! more and drops less at the same CPU. Its cost is latency at low load: a
-//! partly filled block is handed over only when its retire timer (1 ms)
-//! fires, so a lone ping sees 1-2 ms RTT through the switch. Blocks are
+//! The ring forwards more and drops less at the same CPU when frames are
+//! blasted without flow control. Its cost is latency at low load: a partly
+//! filled block is handed over only when its retire timer (1 ms) fires, so
+//! a lone ping sees 1-2 ms RTT through the switch, and every packet of a
+//! small allreduce waits up to 1 ms. `recvmmsg` is the default
+//! ([`super::port::RxMode::Recv`]) since 2026-11-30: allreduce jobs keep
+//! their load within their window, and there the two paths did not
+//! separate in throughput (`topo bench`, shaped and unshaped, 1 KiB and
+//! 64 KiB packets, three pairs each, BENCHMARKS.md), while a 4-byte
+//! allreduce of two workers took 89 us with `recvmmsg` against 1992 us with
+//! the ring (64 KiB: 388 against 2103 us). `--rx ring` keeps the ring. Blocks are
 //! 128 KiB ([`super::port::auto_block_size`] of a 64 KiB super-frame, 16 MiB
 //! per port): with offloads on (every frame's offload header crosses the
 //! socket, [`super::offload`]) a frame can be a whole GSO run of up to 64
