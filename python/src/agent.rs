@@ -142,32 +142,22 @@ impl PyAgent {
                         "out holds {out_elements} elements, the array {elements}"
                     )));
                 }
-                let (f32_in, f32_out) = (
-                    array.cast::<PyArrayDyn<f32>>(),
-                    out.cast::<PyArrayDyn<f32>>(),
-                );
-                let (i32_in, i32_out) = (
-                    array.cast::<PyArrayDyn<i32>>(),
-                    out.cast::<PyArrayDyn<i32>>(),
-                );
-                if let (Ok(a), Ok(o)) = (f32_in, f32_out) {
+                let f32_in = array.cast::<PyArrayDyn<f32>>();
+                let i32_in = array.cast::<PyArrayDyn<i32>>();
+                if f32_in.is_err() && i32_in.is_err() {
+                    return Err(unsupported_dtype(array));
+                }
+                if let (Ok(a), Ok(o)) = (f32_in, out.cast::<PyArrayDyn<f32>>()) {
                     let (input, output) = lend_pair(a, o)?;
                     PendingArray::F32Into(handle.allreduce_f32_into(input, output))
-                } else if let (Ok(a), Ok(o)) = (i32_in, i32_out) {
+                } else if let (Ok(a), Ok(o)) = (i32_in, out.cast::<PyArrayDyn<i32>>()) {
                     let (input, output) = lend_pair(a, o)?;
                     PendingArray::I32Into(handle.allreduce_i32_into(input, output))
-                } else if array.cast::<PyArrayDyn<f32>>().is_err()
-                    && array.cast::<PyArrayDyn<i32>>().is_err()
-                {
-                    return Err(unsupported_dtype(array));
                 } else {
-                    let dtype = |a: &Bound<'_, PyAny>| -> PyResult<String> {
-                        Ok(a.getattr("dtype")?.str()?.to_string())
-                    };
                     return Err(PyTypeError::new_err(format!(
                         "out has dtype {}, the array {}: they must be the same",
-                        dtype(out)?,
-                        dtype(array)?
+                        dtype_name(out),
+                        dtype_name(array)
                     )));
                 }
             }
@@ -329,11 +319,16 @@ fn element_count(array: &Bound<'_, PyAny>) -> PyResult<usize> {
 }
 
 fn unsupported_dtype(array: &Bound<'_, PyAny>) -> PyErr {
-    let dtype = array
+    PyTypeError::new_err(format!(
+        "dtype {} is not supported: use float32 or int32",
+        dtype_name(array)
+    ))
+}
+
+/// An array's dtype as numpy prints it ("?" if it has none).
+fn dtype_name(array: &Bound<'_, PyAny>) -> String {
+    array
         .getattr("dtype")
         .and_then(|d| d.str())
-        .map_or("?".into(), |d| d.to_string());
-    PyTypeError::new_err(format!(
-        "dtype {dtype} is not supported: use float32 or int32"
-    ))
+        .map_or("?".into(), |d| d.to_string())
 }

@@ -263,13 +263,13 @@ impl Op {
     /// Makes sure the block packet `k` carries can be built: in place,
     /// blocks are copied from the caller's buffer `input` when their packet
     /// is first built, [`COPY_AHEAD`] elements at a time (in block order,
-    /// and always before the block's result can overwrite that buffer); out
-    /// of place, `input` must be the operation's. False if the block is
-    /// missing and `input` cannot supply it (absent, or not the operation's
-    /// buffer).
+    /// and always before the block's result can overwrite that buffer).
+    /// False if the block is missing and `input` cannot supply it (absent,
+    /// or not the operation's buffer). Out of place nothing is copied: the
+    /// caller checks the input with [`Op::can_read`].
     pub(crate) fn copy_block(&mut self, k: usize, input: Option<Input<'_>>) -> bool {
         if self.storage == Storage::OutOfPlace {
-            return self.can_read(input);
+            return true;
         }
         let Some(b) = self.data_block(k) else {
             return true;
