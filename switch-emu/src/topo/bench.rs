@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use host_agent::bench::Dtype;
 use packet_format::{frame_len, ELEMENT_LEN};
 
 use super::run::{multicast_args, run_workers, SwitchProcess};
@@ -26,8 +27,11 @@ pub struct BenchSpec {
     pub rate: Option<String>,
     /// Whether to also run without rate limits.
     pub unshaped: bool,
-    /// Tensor bytes (float32).
+    /// Tensor bytes.
     pub size: usize,
+    /// Element type: float32 (the benchmark) or int32, which needs
+    /// no quantization and so shows what the transport alone reaches.
+    pub dtype: Dtype,
     /// Elements per packet (the switch allows exactly this many).
     pub elements: u16,
     /// Slots in flight.
@@ -240,7 +244,7 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
         "--job".into(),
         "topobench".into(),
         "--dtype".into(),
-        "f32".into(),
+        spec.dtype.to_string(),
         "--sizes".into(),
         spec.size.to_string(),
         "--iters".into(),
@@ -280,6 +284,12 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
         if !row.ok {
             return Err(fail("wrong result"));
         }
+        if row.dtype != spec.dtype.to_string() {
+            return Err(fail(&format!(
+                "a result of {}, not {}",
+                row.dtype, spec.dtype
+            )));
+        }
         worst = worst.max(row.time);
         retrans += row.retransmissions;
     }
@@ -293,7 +303,8 @@ fn run_one(spec: &BenchSpec, n: usize, rate: Option<&str>) -> Result<BenchResult
 
 /// The fields of a `host-agent bench` result line this command uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Row {
+struct Row<'a> {
+    dtype: &'a str,
     time: Duration,
     retransmissions: u64,
     ok: bool,
@@ -301,13 +312,14 @@ struct Row {
 
 /// Parses a `host-agent bench` table line (see `host_agent::bench::line`):
 /// size, count, type, time (us), algbw, busbw, ATE/s, pkts/s, retrans, check.
-fn parse_row(line: &str) -> Option<Row> {
+fn parse_row(line: &str) -> Option<Row<'_>> {
     let f: Vec<&str> = line.split_whitespace().collect();
     if f.len() != 10 || line.trim_start().starts_with('#') {
         return None;
     }
     let us: f64 = f[3].parse().ok()?;
     Some(Row {
+        dtype: f[2],
         time: Duration::from_secs_f64(us / 1e6),
         retransmissions: f[8].parse().ok()?,
         ok: f[9] == "OK",
@@ -322,7 +334,8 @@ pub fn wire_efficiency(elements: u16) -> f64 {
 
 fn header(spec: &BenchSpec) -> String {
     format!(
-        "# topo bench: float32 {} B {}, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations, fabric {}; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
+        "# topo bench: {} {} B {}, {} elements/packet (frame {} B, wire efficiency {:.3}), window {}, mtu {}, {} timed iterations, fabric {}; time = slowest rank's median\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}\n# {:>7} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>10} {:>8} {:>10} {:>8}",
+        spec.dtype,
         spec.size,
         if spec.out_of_place { "out of place" } else { "in place" },
         spec.elements,
@@ -394,6 +407,7 @@ mod tests {
         let l = "     67108864    16777216  float32    688993.4       0.097       0.146      24.35      0.011      251     OK";
         let r = parse_row(l).unwrap();
         assert_eq!(r.retransmissions, 251);
+        assert_eq!(r.dtype, "float32");
         assert!(r.ok);
         assert!((r.time.as_secs_f64() - 0.6889934).abs() < 1e-9);
         assert!(parse_row(&l.replace(" OK", " FAIL")).is_some_and(|r| !r.ok));
@@ -407,6 +421,7 @@ mod tests {
             rate: Some("1gbit".into()),
             unshaped: false,
             size: 64 << 20,
+            dtype: Dtype::F32,
             elements: 256,
             window: 128,
             mtu: None,

@@ -50,7 +50,8 @@ enum TopoCommand {
         name: String,
     },
     /// Benchmark: for each worker count, a fresh topology (shaped, then
-    /// unshaped), the switch and `host-agent bench` on every worker, float32;
+    /// unshaped), the switch and `host-agent bench` on every worker (float32
+    /// unless --dtype i32);
     /// prints time, algbw, busbw, ATE/s, wire efficiency, the fraction of the
     /// INA bound and the ring bound. Fails if any rank fails or is wrong.
     Bench(BenchArgs),
@@ -95,6 +96,10 @@ pub struct BenchArgs {
     /// Tensor size (bytes or with a unit: 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = host_agent::bench::parse_size)]
     size: usize,
+    /// Element type: f32 (block fixed point, the benchmark) or i32
+    /// (exact, no quantization: what the transport alone reaches).
+    #[arg(long, default_value = "f32")]
+    dtype: host_agent::bench::Dtype,
     /// Int32 elements per packet (above 256 is emulator-only; needs --mtu
     /// of at least frame_len(E) - 14).
     #[arg(long, default_value_t = 256)]
@@ -192,6 +197,7 @@ impl TopoArgs {
                     rate: (!a.unshaped_only).then_some(a.rate),
                     unshaped: !a.shaped_only,
                     size: a.size,
+                    dtype: a.dtype,
                     elements: a.elements,
                     window: a.window,
                     mtu: a.mtu,
