@@ -37,6 +37,14 @@ impl PortMask {
             PortMask(0)
         }
     }
+    /// The set and `port` (unchanged if `port` is out of range).
+    pub fn with(self, port: usize) -> Self {
+        PortMask(self.0 | PortMask::one(port).0)
+    }
+    /// The set without `port`.
+    pub fn without(self, port: usize) -> Self {
+        PortMask(self.0 & !PortMask::one(port).0)
+    }
     /// Whether `port` is in the set.
     pub fn contains(self, port: usize) -> bool {
         port < MAX_PORTS && self.0 & (1 << port) != 0
@@ -321,7 +329,7 @@ impl L2Switch {
     }
 
     fn all_but(&self, port: usize) -> PortMask {
-        PortMask(self.all_ports().0 & !PortMask::one(port).0)
+        self.all_ports().without(port)
     }
 
     /// Handles one plain frame (no offload header) received on `in_port`
@@ -623,7 +631,7 @@ impl L2Switch {
             .iter()
             .try_fold(PortMask::default(), |ports, member| {
                 let (_, port) = self.member_port(now, member)?;
-                Some(PortMask(ports.0 | PortMask::one(port).0))
+                Some(ports.with(port))
             })
     }
 

@@ -633,3 +633,15 @@ fn group_macs_follow_rfc_1112() {
         [0x01, 0x00, 0x5e, 0x4d, 0x01, 0x02]
     );
 }
+
+#[test]
+fn port_masks_add_and_remove_ports() {
+    let mask = PortMask::default().with(0).with(3).with(3);
+    assert_eq!(mask, PortMask(0b1001));
+    assert_eq!(mask.without(0), PortMask(0b1000));
+    assert_eq!(mask.without(1), mask);
+    // Out of range: no port, and no shift overflow.
+    assert_eq!(mask.with(MAX_PORTS), mask);
+    assert_eq!(mask.without(MAX_PORTS), mask);
+    assert_eq!(mask.iter().collect::<Vec<_>>(), [0, 3]);
+}
